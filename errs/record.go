@@ -1,0 +1,92 @@
+package errs
+
+import (
+	"context"
+	"errors"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Record marks span as failed with err. It is the one way this library, and
+// code that follows it, records a final failure on a span:
+//
+//   - the span's status is set to Error with err.Error() as its description;
+//   - the error.type attribute is set to [ErrorType] of err;
+//   - the status is never set to Ok, and nothing else is added unless asked
+//     for: an exception event only with [WithExceptionEvent].
+//
+// Record does nothing when err is nil, when span is nil, or when span is not
+// recording; in those cases it does not allocate. Call it once, for the
+// failure that ends the operation the span stands for: an error that was
+// retried or handled is not a failure of that operation.
+func Record(span trace.Span, err error, opts ...RecordOption) {
+	if err == nil || span == nil || !span.IsRecording() {
+		return
+	}
+	span.SetStatus(codes.Error, err.Error())
+	span.SetAttributes(ErrorType(err))
+	var c recordConfig
+	for _, o := range opts {
+		o.applyRecord(&c)
+	}
+	if c.event {
+		var eventOpts []trace.EventOption
+		if p, ok := errors.AsType[*PanicError](err); ok {
+			eventOpts = append(eventOpts, trace.WithAttributes(semconv.ExceptionStacktrace(string(p.Stack))))
+		}
+		span.RecordError(err, eventOpts...)
+	}
+}
+
+// A RecordOption changes what [Record] adds to a span.
+type RecordOption interface{ applyRecord(*recordConfig) }
+
+type recordConfig struct{ event bool }
+
+type recordOptionFunc func(*recordConfig)
+
+func (f recordOptionFunc) applyRecord(c *recordConfig) { f(c) }
+
+// WithExceptionEvent makes [Record] also add an "exception" span event with
+// the error's type and message (and, for a [*PanicError], the panic's stack).
+// It is off by default: OpenTelemetry now prefers logs for exception details,
+// and an event per failure is costly at volume.
+func WithExceptionEvent() RecordOption {
+	return recordOptionFunc(func(c *recordConfig) { c.event = true })
+}
+
+// Error types of the two context errors. Go's own types for them
+// (*errors.errorString, context.deadlineExceededError) say nothing useful.
+const (
+	TypeCanceled         = "context.Canceled"
+	TypeDeadlineExceeded = "context.DeadlineExceeded"
+)
+
+// ErrorType returns the error.type attribute for err, as OpenTelemetry's
+// semantic conventions define it:
+//
+//   - the [Code] of the first error in the chain that has one (a
+//     [*TracedError]'s Code, "panic" for a [*PanicError]);
+//   - otherwise "context.Canceled" or "context.DeadlineExceeded" when err is,
+//     or wraps, a context error;
+//   - otherwise what semconv.ErrorType returns: the error's Go type name.
+//
+// Use it as a metric attribute on failures; a nil err gives "_OTHER".
+func ErrorType(err error) attribute.KeyValue {
+	if err == nil {
+		return semconv.ErrorTypeOther
+	}
+	if code := Code(err); code != "" {
+		return semconv.ErrorTypeKey.String(code)
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return semconv.ErrorTypeKey.String(TypeCanceled)
+	case errors.Is(err, context.DeadlineExceeded):
+		return semconv.ErrorTypeKey.String(TypeDeadlineExceeded)
+	}
+	return semconv.ErrorType(err)
+}
