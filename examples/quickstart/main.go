@@ -1,0 +1,146 @@
+// Command quickstart is a short tour of otelpatterns. It sets up the
+// OpenTelemetry SDK with a console exporter that prints each trace as a
+// tree, and runs two traced operations of a small shop:
+//
+//   - a checkout that asks three warehouses at once and then fails to charge
+//     the card: errs.Wrap stamps the failure with its code and trace, and
+//     errs.Record marks each span whose operation failed;
+//   - a receipt job with a bug that panics: errs.Try turns the panic into an
+//     error with its stack instead of a crash.
+//
+// Run it from the module root:
+//
+//	go -C examples run ./quickstart
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/examples/internal/console"
+)
+
+func main() {
+	if err := run(context.Background(), os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "quickstart:", err)
+		os.Exit(1)
+	}
+}
+
+// run sets up tracing, runs the tour and flushes. The console options are
+// passed through, so a test can turn timings off.
+func run(ctx context.Context, w io.Writer, opts ...console.Option) error {
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(console.New(w, opts...)))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+
+	s := &shop{
+		tracer: tp.Tracer("github.com/otelpatterns/otelpatterns/examples/quickstart"),
+		log:    slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{ReplaceAttr: dropTime})),
+	}
+
+	fmt.Fprintln(w, "== 1. a checkout whose payment is declined ==")
+	err := s.checkout(ctx, "order-42", []string{"sku-1", "sku-2", "sku-3"})
+	fmt.Fprintf(w, "\nThe error, with %%+v:\n%+v\n", err)
+	fmt.Fprintf(w, "errs.Code: %s; errors.Is(err, errDeclined): %v\n", errs.Code(err), errors.Is(err, errDeclined))
+
+	fmt.Fprintln(w, "\n== 2. a receipt job that panics ==")
+	err = s.sendReceipt(ctx, "order-41")
+	var p *errs.PanicError
+	if !errors.As(err, &p) {
+		return fmt.Errorf("want a panic error, got %v", err)
+	}
+	fmt.Fprintf(w, "\nThe error: %v (error.type %q, stack of %d bytes kept)\n", err, errs.Code(err), len(p.Stack))
+	return nil
+}
+
+var errDeclined = errors.New("card declined")
+
+type shop struct {
+	tracer trace.Tracer
+	log    *slog.Logger
+}
+
+// checkout checks stock, then charges the card, which is declined.
+//
+// The failure is recorded on the charge span, where it happened, and on the
+// checkout span, whose operation it ended: each span's status says whether
+// its own operation failed. Nothing records it a third time.
+func (s *shop) checkout(ctx context.Context, order string, skus []string) (err error) {
+	ctx, span := s.tracer.Start(ctx, "checkout", trace.WithAttributes(attribute.String("order.id", order)))
+	defer func() {
+		errs.Record(span, err)
+		span.End()
+	}()
+
+	if err := s.checkStock(ctx, skus); err != nil {
+		return err
+	}
+	if err := s.charge(ctx, order); err != nil {
+		s.log.Error("checkout failed", "err", err) // the log line carries trace_id and span_id
+		return err
+	}
+	return nil
+}
+
+// checkStock asks every warehouse at once and joins every failure.
+func (s *shop) checkStock(ctx context.Context, skus []string) error {
+	ctx, span := s.tracer.Start(ctx, "check-stock")
+	defer span.End()
+
+	var (
+		failures errs.Collector
+		wg       sync.WaitGroup
+	)
+	for _, sku := range skus {
+		wg.Go(func() {
+			_, span := s.tracer.Start(ctx, "warehouse.lookup", trace.WithAttributes(attribute.String("sku", sku)))
+			defer span.End()
+			// Every sku is in stock in this tour; a failure would be added here.
+			failures.Add(nil)
+		})
+	}
+	wg.Wait()
+	err := failures.Err()
+	errs.Record(span, err)
+	return err
+}
+
+// charge asks the payment provider, which declines the card.
+func (s *shop) charge(ctx context.Context, order string) error {
+	ctx, span := s.tracer.Start(ctx, "charge", trace.WithSpanKind(trace.SpanKindClient))
+	defer span.End()
+	err := errs.Wrap(ctx, errDeclined, "payment_declined", "charge "+order)
+	errs.Record(span, err)
+	return err
+}
+
+// sendReceipt renders a receipt through buggy code, under errs.Try, as every
+// goroutine of the library runs user code.
+func (s *shop) sendReceipt(ctx context.Context, order string) error {
+	_, span := s.tracer.Start(ctx, "send-receipt", trace.WithAttributes(attribute.String("order.id", order)))
+	defer span.End()
+	err := errs.Try(func() error {
+		var fields map[string]string
+		fields["order"] = order // a bug: assignment to entry in nil map
+		return nil
+	})
+	errs.Record(span, err)
+	return err
+}
+
+func dropTime(_ []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
+}

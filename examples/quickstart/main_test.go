@@ -1,0 +1,41 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/otelpatterns/otelpatterns/examples/internal/console"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestQuickstartPrintsTraceTrees(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), &out, console.WithoutTimings()))
+	got := out.String()
+
+	for _, want := range []string{
+		"└─ checkout ERROR \"charge order-42: card declined\" order.id=order-42 error.type=payment_declined\n",
+		"   ├─ check-stock\n",
+		"   │  ├─ warehouse.lookup sku=",
+		"   └─ charge [client] ERROR \"charge order-42: card declined\" error.type=payment_declined\n",
+		"└─ send-receipt ERROR \"panic: assignment to entry in nil map\" order.id=order-41 error.type=panic\n",
+		"    code: payment_declined\n",
+		"errs.Code: payment_declined; errors.Is(err, errDeclined): true\n",
+	} {
+		assert.Contains(t, got, want)
+	}
+	assert.Equal(t, 3, bytes.Count(out.Bytes(), []byte("warehouse.lookup sku=")))
+
+	// The log line and the error name the trace that the tree prints.
+	traceID := regexp.MustCompile(`trace ([0-9a-f]{32})\n└─ checkout`).FindStringSubmatch(got)
+	require.Len(t, traceID, 2)
+	assert.Contains(t, got, "err.trace_id="+traceID[1])
+	assert.Contains(t, got, "    trace_id: "+traceID[1]+"\n")
+}
