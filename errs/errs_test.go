@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -262,4 +263,16 @@ func TestCollector(t *testing.T) {
 	c.Add(os.ErrClosed)
 	assert.NotErrorIs(t, err, os.ErrClosed, "an error returned earlier does not change")
 	assert.True(t, strings.Contains(c.Err().Error(), os.ErrClosed.Error()))
+}
+
+func TestTelemetryReference(t *testing.T) {
+	tracer, rec := recording(t)
+	for _, err := range []error{io.EOF, errs.Try(func() error { panic("x") })} {
+		_, span := tracer.Start(context.Background(), "op")
+		errs.Record(span, err, errs.WithExceptionEvent())
+		span.End()
+	}
+	emitted := telemetrytest.Collect(t, rec, nil)
+	delete(emitted, telemetrytest.Span) // the test's own span
+	telemetrytest.Check(t, "errs", emitted)
 }

@@ -82,7 +82,7 @@ func ExampleRecord() {
 	s := rec.Ended()[0]
 	fmt.Println(s.Status().Code, s.Status().Description)
 	for _, kv := range s.Attributes() {
-		fmt.Printf("%s=%s\n", kv.Key, kv.Value.Emit())
+		fmt.Printf("%s=%s\n", kv.Key, kv.Value.String())
 	}
 	// Output:
 	// Error charge: card declined

@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -130,13 +131,15 @@ func (s *shop) sendReceipt(ctx context.Context, order string) error {
 	_, span := s.tracer.Start(ctx, "send-receipt", trace.WithAttributes(attribute.String("order.id", order)))
 	defer span.End()
 	err := errs.Try(func() error {
-		var fields map[string]string
-		fields["order"] = order // a bug: assignment to entry in nil map
+		lines := strings.Split(receiptTemplate, "\n")
+		_ = lines[len(lines)] // a bug: one past the end
 		return nil
 	})
 	errs.Record(span, err)
 	return err
 }
+
+const receiptTemplate = "Thank you for your order.\nIt ships soon."
 
 func dropTime(_ []string, a slog.Attr) slog.Attr {
 	if a.Key == slog.TimeKey {

@@ -25,7 +25,7 @@ func TestQuickstartPrintsTraceTrees(t *testing.T) {
 		"   ├─ check-stock\n",
 		"   │  ├─ warehouse.lookup sku=",
 		"   └─ charge [client] ERROR \"charge order-42: card declined\" error.type=payment_declined\n",
-		"└─ send-receipt ERROR \"panic: assignment to entry in nil map\" order.id=order-41 error.type=panic\n",
+		"└─ send-receipt ERROR \"panic: runtime error: index out of range [2] with length 2\" order.id=order-41 error.type=panic\n",
 		"    code: payment_declined\n",
 		"errs.Code: payment_declined; errors.Is(err, errDeclined): true\n",
 	} {

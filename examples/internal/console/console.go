@@ -14,8 +14,8 @@ import (
 	"sync"
 	"time"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -147,7 +147,7 @@ func (e *Exporter) describe(s sdktrace.ReadOnlySpan) string {
 		parts = append(parts, fmt.Sprintf("links=%d", n))
 	}
 	for _, kv := range s.Attributes() {
-		parts = append(parts, fmt.Sprintf("%s=%s", kv.Key, kv.Value.Emit()))
+		parts = append(parts, fmt.Sprintf("%s=%s", kv.Key, kv.Value.String()))
 	}
 	return strings.Join(parts, " ")
 }
