@@ -2,10 +2,13 @@ package errs_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"testing"
 
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/errs"
@@ -37,6 +40,12 @@ func BenchmarkWrap(b *testing.B) {
 			sink = errs.Wrap(ctx, io.EOF, "read", "read header")
 		}
 	})
+	b.Run("baseline_fmt_errorf", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			sink = fmt.Errorf("read header: %w", io.EOF)
+		}
+	})
 }
 
 func BenchmarkRecord(b *testing.B) {
@@ -53,6 +62,16 @@ func BenchmarkRecord(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			errs.Record(span, err)
+		}
+	})
+	// The same OpenTelemetry calls made bare: what Record adds on top of them.
+	b.Run("baseline_bare_otel", func(b *testing.B) {
+		_, span := recordingCtx(b)
+		err := errs.New(context.Background(), "read", "read header")
+		b.ReportAllocs()
+		for b.Loop() {
+			span.SetStatus(codes.Error, err.Error())
+			span.SetAttributes(semconv.ErrorTypeKey.String("read"))
 		}
 	})
 }

@@ -28,11 +28,7 @@ func Record(span trace.Span, err error, opts ...RecordOption) {
 	}
 	span.SetStatus(codes.Error, err.Error())
 	span.SetAttributes(ErrorType(err))
-	var c recordConfig
-	for _, o := range opts {
-		o.applyRecord(&c)
-	}
-	if c.event {
+	if len(opts) > 0 && newRecordConfig(opts).event {
 		var eventOpts []trace.EventOption
 		if p, ok := errors.AsType[*PanicError](err); ok {
 			eventOpts = append(eventOpts, trace.WithAttributes(semconv.ExceptionStacktrace(string(p.Stack))))
@@ -45,6 +41,17 @@ func Record(span trace.Span, err error, opts ...RecordOption) {
 type RecordOption interface{ applyRecord(*recordConfig) }
 
 type recordConfig struct{ event bool }
+
+// newRecordConfig is apart from Record so that the config, which escapes
+// through the options' interface calls, is allocated only when options are
+// passed.
+func newRecordConfig(opts []RecordOption) *recordConfig {
+	c := new(recordConfig)
+	for _, o := range opts {
+		o.applyRecord(c)
+	}
+	return c
+}
 
 type recordOptionFunc func(*recordConfig)
 

@@ -143,38 +143,27 @@ type coder interface{ ErrorType() string }
 // non-empty ErrorType() string method: a [*TracedError]'s Code, "panic" for a
 // [*PanicError], or a user type's own. It returns "" when there is none.
 func Code(err error) string {
-	var code string
-	walk(err, func(e error) bool {
-		if c, ok := e.(coder); ok {
-			code = c.ErrorType()
-		}
-		return code != ""
-	})
-	return code
-}
-
-// walk visits err's chain depth-first, as errors.As does, until visit
-// returns true.
-func walk(err error, visit func(error) bool) bool {
 	for err != nil {
-		if visit(err) {
-			return true
+		if c, ok := err.(coder); ok {
+			if code := c.ErrorType(); code != "" {
+				return code
+			}
 		}
 		switch u := err.(type) {
 		case interface{ Unwrap() error }:
 			err = u.Unwrap()
 		case interface{ Unwrap() []error }:
 			for _, e := range u.Unwrap() {
-				if walk(e, visit) {
-					return true
+				if code := Code(e); code != "" {
+					return code
 				}
 			}
-			return false
+			return ""
 		default:
-			return false
+			return ""
 		}
 	}
-	return false
+	return ""
 }
 
 // Interface checks.
