@@ -24,6 +24,7 @@ var floors = map[string]int{
 	"errs":                             1,
 	"internal/telemetry":               2,
 	"internal/telemetry/telemetrytest": 2, // imported by tests only
+	"internal/ordered":                 2,
 	"retry":                            3,
 	"functional":                       3,
 	"concurrency":                      3,
