@@ -40,6 +40,7 @@ type Batch[In, Out any] struct {
 	mode   Mode
 
 	next      atomic.Int64 // the next index to claim
+	ran       atomic.Int64 // items that ran, added as runners end
 	remaining atomic.Int64 // items not yet settled: run, or skipped
 	runners   atomic.Int64 // runners that have neither worked nor been abandoned
 	done      chan struct{}
@@ -65,11 +66,16 @@ func NewBatch[In, Out any](ctx context.Context, in []In, runners int, mode Mode,
 }
 
 // Work is a runner's body: it claims and runs items until none is left or
-// the batch stops. Call it at most once per promised runner.
-func (b *Batch[In, Out]) Work() {
+// the batch stops. Call it at most once per promised runner. pause, if not
+// nil, is called between items: a pool uses it to hold a runner back after
+// a resize down.
+func (b *Batch[In, Out]) Work(pause func()) {
 	n := int64(len(b.in))
 	var ran int64
 	for b.ctx.Err() == nil {
+		if ran > 0 && pause != nil {
+			pause()
+		}
 		i := b.next.Add(1) - 1
 		if i >= n {
 			break
@@ -77,9 +83,14 @@ func (b *Batch[In, Out]) Work() {
 		b.run(int(i))
 		ran++
 	}
+	b.ran.Add(ran)
 	b.runners.Add(-1)
 	b.settle(ran)
 }
+
+// Ran returns how many items ran (whatever their result). It is exact after
+// Wait.
+func (b *Batch[In, Out]) Ran() int { return int(b.ran.Load()) }
 
 // Abandon tells the batch that one promised runner will never run, because
 // of err (the pool was shut down, say). When no runner is left, the items

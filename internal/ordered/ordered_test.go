@@ -28,7 +28,7 @@ func runBatch[In, Out any](ctx context.Context, in []In, k int, mode ordered.Mod
 	b := ordered.NewBatch(ctx, in, k, mode, fn)
 	var wg sync.WaitGroup
 	for range k {
-		wg.Go(b.Work)
+		wg.Go(func() { b.Work(nil) })
 	}
 	defer wg.Wait()
 	return b.Wait()
@@ -137,7 +137,7 @@ func TestBatchAbandoned(t *testing.T) {
 
 	b = ordered.NewBatch(context.Background(), []int{1, 2, 3}, 2, ordered.FailFast, square)
 	b.Abandon(closed)
-	go b.Work()
+	go b.Work(nil)
 	out, err := b.Wait()
 	assert.NoError(t, err, "one runner is enough")
 	assert.Equal(t, []int{1, 4, 9}, out)
@@ -149,7 +149,7 @@ func TestBatchLateRunnerTouchesNothing(t *testing.T) {
 	b := ordered.NewBatch(ctx, []int{1, 2, 3}, 1, ordered.FailFast, square)
 	out, err := b.Wait()
 	assert.ErrorIs(t, err, context.Canceled)
-	b.Work() // a runner dequeued after the caller left: must not write into out
+	b.Work(nil) // a runner dequeued after the caller left: must not write into out
 	assert.Equal(t, []int{0, 0, 0}, out)
 }
 
@@ -164,7 +164,7 @@ func runStream[In, Out any](ctx context.Context, seq iter.Seq[In], k, window int
 	s := ordered.NewStream(ctx, seq, k, window, mode, keepOrder, fn)
 	var wg sync.WaitGroup
 	for range k {
-		wg.Go(s.Work)
+		wg.Go(func() { s.Work(nil) })
 	}
 	defer wg.Wait()
 	var outs []Out
@@ -243,7 +243,7 @@ func TestStreamWindowBoundsInFlight(t *testing.T) {
 		})
 	var wg sync.WaitGroup
 	for range 3 {
-		wg.Go(s.Work)
+		wg.Go(func() { s.Work(nil) })
 	}
 	n := 0
 	for out, err := range s.Results() {
@@ -270,7 +270,7 @@ func TestStreamEarlyBreakStopsEverything(t *testing.T) {
 	s := ordered.NewStream(context.Background(), seq, 4, 8, ordered.FailFast, true, square)
 	var wg sync.WaitGroup
 	for range 4 {
-		wg.Go(s.Work)
+		wg.Go(func() { s.Work(nil) })
 	}
 	got := 0
 	for range s.Results() {

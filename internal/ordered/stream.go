@@ -30,6 +30,7 @@ type Stream[In, Out any] struct {
 	slots   chan struct{}    // one token per item pulled and not yet yielded
 	results chan result[Out] // closed when the last runner ends
 	runners atomic.Int64     // runners that have neither worked nor been abandoned
+	ran     atomic.Int64     // items that ran, added as runners end
 
 	mu        sync.Mutex // guards the pull, and the fields below
 	next      func() (In, bool)
@@ -66,14 +67,20 @@ func NewStream[In, Out any](ctx context.Context, seq iter.Seq[In], runners, wind
 }
 
 // Work is a runner's body: it pulls and runs items until the sequence ends
-// or the stream stops. Call it at most once per promised runner.
-func (s *Stream[In, Out]) Work() {
+// or the stream stops. Call it at most once per promised runner. pause, if
+// not nil, is called between items, as in Batch.Work.
+func (s *Stream[In, Out]) Work(pause func()) {
 	defer s.endRunner()
 	if !s.enter() {
 		return
 	}
 	defer s.leave()
-	for {
+	var ran int64
+	defer func() { s.ran.Add(ran) }()
+	for first := true; ; first = false {
+		if !first && pause != nil {
+			pause()
+		}
 		select {
 		case s.slots <- struct{}{}:
 		case <-s.ctx.Done():
@@ -90,6 +97,7 @@ func (s *Stream[In, Out]) Work() {
 				out, err = s.fn(s.ctx, i, in)
 				return err
 			})
+			ran++
 		}
 		select {
 		case s.results <- result[Out]{i: i, out: out, err: err}:
@@ -98,6 +106,10 @@ func (s *Stream[In, Out]) Work() {
 		}
 	}
 }
+
+// Ran returns how many items ran (whatever their result). It is exact once
+// Results has returned.
+func (s *Stream[In, Out]) Ran() int { return int(s.ran.Load()) }
 
 // Abandon tells the stream that one promised runner will never run, because
 // of err. If no runner ever ran, the stream yields err.

@@ -105,8 +105,13 @@ func Measuring(ctx context.Context, span trace.Span, insts ...Enabler) bool {
 }
 
 // Stopwatch measures a duration only when it was started on: the zero
-// Stopwatch, and one started off, never read the clock and measure zero.
-type Stopwatch struct{ start time.Time }
+// Stopwatch, and one started off, never read the clock and measure zero. It
+// is one word, read from the monotonic clock, so it is cheap to carry in a
+// queued task.
+type Stopwatch struct{ start time.Duration } // since epoch; 0 when off
+
+// epoch is the origin of Stopwatch readings.
+var epoch = time.Now()
 
 // StartStopwatch returns a running Stopwatch when on, and the zero one
 // otherwise. Pass it [Measuring].
@@ -114,19 +119,19 @@ func StartStopwatch(on bool) Stopwatch {
 	if !on {
 		return Stopwatch{}
 	}
-	return Stopwatch{start: time.Now()}
+	return Stopwatch{start: time.Since(epoch) | 1} // never 0, which means off
 }
 
 // Running reports whether the stopwatch was started on.
-func (s Stopwatch) Running() bool { return !s.start.IsZero() }
+func (s Stopwatch) Running() bool { return s.start != 0 }
 
 // Elapsed returns the time since the stopwatch started, or zero when it was
 // not started on.
 func (s Stopwatch) Elapsed() time.Duration {
-	if s.start.IsZero() {
+	if s.start == 0 {
 		return 0
 	}
-	return time.Since(s.start)
+	return max(0, time.Since(epoch)-s.start)
 }
 
 // Seconds returns Elapsed in seconds, the unit of every duration metric.

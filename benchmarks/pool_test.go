@@ -1,0 +1,220 @@
+package benchmarks
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/alitto/pond/v2"
+	"github.com/panjf2000/ants/v2"
+	concpool "github.com/sourcegraph/conc/pool"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/otelpatterns/otelpatterns/pool"
+)
+
+// BenchmarkPoolGo runs benchTasks fire-and-forget tasks, each writing its
+// result to out[i], and waits for all of them: every library gets the same
+// closure and the same WaitGroup.
+func BenchmarkPoolGo(b *testing.B) {
+	for _, w := range workloads {
+		out := make([]int, benchTasks)
+		task := func(i int, wg *sync.WaitGroup) func() {
+			return func() {
+				out[i] = w.fn(inputs[i])
+				wg.Done()
+			}
+		}
+		b.Run("lib=otelpatterns/"+w.name, func(b *testing.B) {
+			p, err := pool.NewFunc(pool.WithWorkers(benchWorkers),
+				pool.WithTracerProvider(tracenoop.NewTracerProvider()),
+				pool.WithMeterProvider(metricnoop.NewMeterProvider()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				var wg sync.WaitGroup
+				wg.Add(benchTasks)
+				for i := range inputs {
+					t := task(i, &wg)
+					_ = p.Go(ctx, func(context.Context) error { t(); return nil })
+				}
+				wg.Wait()
+			}
+			perTask(b)
+		})
+		b.Run("lib=pond/"+w.name, func(b *testing.B) {
+			p := pond.NewPool(benchWorkers)
+			defer p.StopAndWait()
+			b.ReportAllocs()
+			for b.Loop() {
+				var wg sync.WaitGroup
+				wg.Add(benchTasks)
+				for i := range inputs {
+					_ = p.Go(task(i, &wg))
+				}
+				wg.Wait()
+			}
+			perTask(b)
+		})
+		b.Run("lib=ants/"+w.name, func(b *testing.B) {
+			p, err := ants.NewPool(benchWorkers)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Release()
+			b.ReportAllocs()
+			for b.Loop() {
+				var wg sync.WaitGroup
+				wg.Add(benchTasks)
+				for i := range inputs {
+					_ = p.Submit(task(i, &wg))
+				}
+				wg.Wait()
+			}
+			perTask(b)
+		})
+		b.Run("lib=conc/"+w.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p := concpool.New().WithMaxGoroutines(benchWorkers)
+				var wg sync.WaitGroup
+				wg.Add(benchTasks)
+				for i := range inputs {
+					p.Go(task(i, &wg))
+				}
+				p.Wait()
+			}
+			perTask(b)
+		})
+		b.Run("lib=errgroup/"+w.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var g errgroup.Group
+				g.SetLimit(benchWorkers)
+				var wg sync.WaitGroup
+				wg.Add(benchTasks)
+				for i := range inputs {
+					t := task(i, &wg)
+					g.Go(func() error { t(); return nil })
+				}
+				_ = g.Wait()
+			}
+			perTask(b)
+		})
+	}
+}
+
+// BenchmarkPoolOrdered maps benchTasks inputs to outputs kept in input order.
+func BenchmarkPoolOrdered(b *testing.B) {
+	for _, w := range workloads {
+		b.Run("lib=otelpatterns/"+w.name, func(b *testing.B) {
+			p, err := pool.New(func(_ context.Context, x int) (int, error) { return w.fn(x), nil },
+				pool.WithWorkers(benchWorkers),
+				pool.WithTracerProvider(tracenoop.NewTracerProvider()),
+				pool.WithMeterProvider(metricnoop.NewMeterProvider()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Process(context.Background(), inputs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			perTask(b)
+		})
+		b.Run("lib=ants/"+w.name, func(b *testing.B) {
+			out := make([]int, benchTasks)
+			var wg sync.WaitGroup
+			p, err := ants.NewPoolWithFuncGeneric(benchWorkers, func(i int) {
+				out[i] = w.fn(inputs[i])
+				wg.Done()
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Release()
+			b.ReportAllocs()
+			for b.Loop() {
+				wg.Add(benchTasks)
+				for i := range inputs {
+					_ = p.Invoke(i)
+				}
+				wg.Wait()
+			}
+			perTask(b)
+		})
+		b.Run("lib=handwritten/"+w.name, func(b *testing.B) {
+			out := make([]int, benchTasks)
+			b.ReportAllocs()
+			for b.Loop() {
+				idx := make(chan int, 1024)
+				var wg sync.WaitGroup
+				for range benchWorkers {
+					wg.Go(func() {
+						for i := range idx {
+							out[i] = w.fn(inputs[i])
+						}
+					})
+				}
+				for i := range inputs {
+					idx <- i
+				}
+				close(idx)
+				wg.Wait()
+			}
+			perTask(b)
+		})
+	}
+}
+
+// BenchmarkPoolFutures submits benchTasks tasks with a result each and
+// waits for every result.
+func BenchmarkPoolFutures(b *testing.B) {
+	for _, w := range workloads {
+		b.Run("lib=otelpatterns/"+w.name, func(b *testing.B) {
+			p, err := pool.New(func(_ context.Context, x int) (int, error) { return w.fn(x), nil },
+				pool.WithWorkers(benchWorkers),
+				pool.WithTracerProvider(tracenoop.NewTracerProvider()),
+				pool.WithMeterProvider(metricnoop.NewMeterProvider()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			futs := make([]*pool.Future[int], benchTasks)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				for i, x := range inputs {
+					futs[i], _ = p.Submit(ctx, x)
+				}
+				for _, f := range futs {
+					_, _ = f.Wait(ctx)
+				}
+			}
+			perTask(b)
+		})
+		b.Run("lib=pond/"+w.name, func(b *testing.B) {
+			p := pond.NewResultPool[int](benchWorkers)
+			defer p.StopAndWait()
+			futs := make([]pond.Result[int], benchTasks)
+			b.ReportAllocs()
+			for b.Loop() {
+				for i, x := range inputs {
+					futs[i] = p.Submit(func() int { return w.fn(x) })
+				}
+				for _, f := range futs {
+					_, _ = f.Wait()
+				}
+			}
+			perTask(b)
+		})
+	}
+}

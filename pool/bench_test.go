@@ -1,0 +1,277 @@
+package pool_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/otelpatterns/otelpatterns/pool"
+)
+
+// The workloads of the pool's performance targets: 1e5 tasks on 4 workers,
+// each a no-op or about a microsecond of CPU.
+const (
+	benchTasks   = 100_000
+	benchWorkers = 4
+)
+
+var workloads = []struct {
+	name string
+	fn   func(int) int
+}{
+	{"noop", func(x int) int { return x }},
+	{"cpu1us", spin},
+}
+
+// spin burns about a microsecond of CPU on the development machine.
+func spin(x int) int {
+	v := uint64(x) | 1
+	for range 330 {
+		v ^= v << 13
+		v ^= v >> 7
+		v ^= v << 17
+	}
+	return int(v & 1)
+}
+
+var inputs = func() []int {
+	in := make([]int, benchTasks)
+	for i := range in {
+		in[i] = i
+	}
+	return in
+}()
+
+func perTask(b *testing.B) {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchTasks, "ns/task")
+}
+
+func offOptions() []pool.Option {
+	return []pool.Option{
+		pool.WithWorkers(benchWorkers),
+		pool.WithTracerProvider(tracenoop.NewTracerProvider()),
+		pool.WithMeterProvider(metricnoop.NewMeterProvider()),
+	}
+}
+
+func newPool(b *testing.B, fn func(int) int, opts ...pool.Option) *pool.WorkerPool[int, int] {
+	p, err := pool.New(func(_ context.Context, x int) (int, error) { return fn(x), nil }, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// BenchmarkBaseline is what the pool replaces, written by hand.
+func BenchmarkBaseline(b *testing.B) {
+	for _, w := range workloads {
+		// Workers take indices from a channel and write out[i].
+		b.Run("index/"+w.name, func(b *testing.B) {
+			b.ReportAllocs()
+			out := make([]int, benchTasks)
+			for b.Loop() {
+				idx := make(chan int, 1024)
+				var wg sync.WaitGroup
+				for range benchWorkers {
+					wg.Go(func() {
+						for i := range idx {
+							out[i] = w.fn(inputs[i])
+						}
+					})
+				}
+				for i := range inputs {
+					idx <- i
+				}
+				close(idx)
+				wg.Wait()
+			}
+			perTask(b)
+		})
+		// Workers take tasks with a future each; the caller waits on all.
+		b.Run("futures/"+w.name, func(b *testing.B) {
+			type future struct {
+				done chan struct{}
+				out  int
+			}
+			type task struct {
+				in  int
+				fut *future
+			}
+			b.ReportAllocs()
+			futs := make([]*future, benchTasks)
+			for b.Loop() {
+				tasks := make(chan task, 1024)
+				var wg sync.WaitGroup
+				for range benchWorkers {
+					wg.Go(func() {
+						for t := range tasks {
+							t.fut.out = w.fn(t.in)
+							close(t.fut.done)
+						}
+					})
+				}
+				for i, x := range inputs {
+					f := &future{done: make(chan struct{})}
+					futs[i] = f
+					tasks <- task{in: x, fut: f}
+				}
+				for _, f := range futs {
+					<-f.done
+				}
+				close(tasks)
+				wg.Wait()
+			}
+			perTask(b)
+		})
+	}
+}
+
+func BenchmarkProcess(b *testing.B) {
+	for _, w := range workloads {
+		b.Run("off/"+w.name, func(b *testing.B) {
+			p := newPool(b, w.fn, offOptions()...)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Process(context.Background(), inputs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			perTask(b)
+		})
+	}
+}
+
+func BenchmarkGo(b *testing.B) {
+	for _, w := range workloads {
+		b.Run("off/"+w.name, func(b *testing.B) {
+			p := newPool(b, w.fn, offOptions()...)
+			out := make([]int, benchTasks)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				var wg sync.WaitGroup
+				wg.Add(benchTasks)
+				for i, x := range inputs {
+					_ = p.Go(ctx, func(context.Context) error {
+						out[i] = w.fn(x)
+						wg.Done()
+						return nil
+					})
+				}
+				wg.Wait()
+			}
+			perTask(b)
+		})
+	}
+}
+
+func BenchmarkSubmitWait(b *testing.B) {
+	for _, w := range workloads {
+		b.Run("off/"+w.name, func(b *testing.B) {
+			p := newPool(b, w.fn, offOptions()...)
+			futs := make([]*pool.Future[int], benchTasks)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				for i, x := range inputs {
+					futs[i], _ = p.Submit(ctx, x)
+				}
+				for _, f := range futs {
+					if _, err := f.Wait(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			perTask(b)
+		})
+	}
+}
+
+// BenchmarkSDK measures a pool.task span per task under a recording parent,
+// against the same OpenTelemetry calls made bare by a hand-written pool.
+func BenchmarkSDK(b *testing.B) {
+	newTP := func(b *testing.B) *sdktrace.TracerProvider {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
+			sdktrace.WithSpanProcessor(discard{}))
+		b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		return tp
+	}
+	b.Run("pool/submit", func(b *testing.B) {
+		tp := newTP(b)
+		p := newPool(b, workloads[0].fn, pool.WithWorkers(benchWorkers), pool.WithTracerProvider(tp),
+			pool.WithMeterProvider(metricnoop.NewMeterProvider()))
+		ctx, parent := tp.Tracer("bench").Start(context.Background(), "parent")
+		defer parent.End()
+		futs := make([]*pool.Future[int], benchTasks)
+		b.ReportAllocs()
+		for b.Loop() {
+			for i, x := range inputs {
+				futs[i], _ = p.Submit(ctx, x)
+			}
+			for _, f := range futs {
+				_, _ = f.Wait(ctx)
+			}
+		}
+		perTask(b)
+	})
+	b.Run("bare/futures", func(b *testing.B) {
+		tp := newTP(b)
+		tracer := tp.Tracer("bench")
+		ctx, parent := tracer.Start(context.Background(), "parent")
+		defer parent.End()
+		type future struct {
+			done chan struct{}
+			out  int
+		}
+		type task struct {
+			ctx context.Context
+			in  int
+			fut *future
+		}
+		futs := make([]*future, benchTasks)
+		b.ReportAllocs()
+		for b.Loop() {
+			tasks := make(chan task, 1024)
+			var wg sync.WaitGroup
+			for range benchWorkers {
+				wg.Go(func() {
+					for t := range tasks {
+						_, span := tracer.Start(t.ctx, "pool.task", trace.WithAttributes())
+						t.fut.out = t.in
+						span.End()
+						close(t.fut.done)
+					}
+				})
+			}
+			for i, x := range inputs {
+				f := &future{done: make(chan struct{})}
+				futs[i] = f
+				tasks <- task{ctx: ctx, in: x, fut: f}
+			}
+			for _, f := range futs {
+				<-f.done
+			}
+			close(tasks)
+			wg.Wait()
+		}
+		perTask(b)
+	})
+}
+
+// discard is a span processor that drops every span: the SDK's cost without
+// an exporter's.
+type discard struct{}
+
+func (discard) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (discard) OnEnd(sdktrace.ReadOnlySpan)                     {}
+func (discard) Shutdown(context.Context) error                  { return nil }
+func (discard) ForceFlush(context.Context) error                { return nil }
+
+var _ = tracetest.NewSpanRecorder

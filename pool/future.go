@@ -1,0 +1,64 @@
+package pool
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// Future is the result of a task handed to Submit or TrySubmit. It is safe
+// for concurrent use: any number of goroutines may Wait.
+type Future[Out any] struct {
+	done atomic.Bool
+	// wake is nil until someone must block: then it holds the channel that
+	// completion closes; after completion it holds closedChan.
+	wake atomic.Pointer[chan struct{}]
+	out  Out
+	err  error
+	task taskContext // the task's context, kept here to save an allocation
+}
+
+// closedChan is what a finished future's Done returns when nobody asked
+// before it finished.
+var closedChan = func() *chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return &ch
+}()
+
+// Wait waits for the task to finish and returns its result. If ctx ends
+// first, Wait returns the zero Out and an error that matches ctx's; the task
+// goes on, and a later Wait can still collect it.
+func (f *Future[Out]) Wait(ctx context.Context) (Out, error) {
+	if f.done.Load() {
+		return f.out, f.err
+	}
+	select {
+	case <-f.Done():
+		return f.out, f.err
+	case <-ctx.Done():
+		var zero Out
+		return zero, ctx.Err()
+	}
+}
+
+// Done returns a channel that is closed when the task has finished. The
+// channel is made only when someone asks for it before the task finishes,
+// so a future that is waited on after its task is done makes none.
+func (f *Future[Out]) Done() <-chan struct{} {
+	if ch := f.wake.Load(); ch != nil {
+		return *ch
+	}
+	ch := make(chan struct{})
+	if f.wake.CompareAndSwap(nil, &ch) {
+		return ch
+	}
+	return *f.wake.Load() // another waiter's, or closedChan
+}
+
+func (f *Future[Out]) complete(out Out, err error) {
+	f.out, f.err = out, err
+	f.done.Store(true)
+	if ch := f.wake.Swap(closedChan); ch != nil {
+		close(*ch)
+	}
+}

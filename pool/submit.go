@@ -1,0 +1,128 @@
+package pool
+
+import (
+	"context"
+	"errors"
+
+	"github.com/otelpatterns/otelpatterns/internal/telemetry"
+)
+
+// Submit queues process(ctx, in) and returns its future. It blocks while
+// the queue is full, and returns early with an error when ctx ends (one that
+// matches ctx's) or the pool closes (ErrClosed).
+//
+// The task runs with a context that carries ctx's values, deadline and
+// cancellation, so its pool.task span is a child of the span in ctx; the
+// context is also cancelled if Shutdown gives up on running tasks.
+//
+// A task that submits to its own pool, passing its own context, never
+// deadlocks on a full queue: the new task then runs at once on the
+// submitting worker.
+func (p *WorkerPool[In, Out]) Submit(ctx context.Context, in In) (*Future[Out], error) {
+	f := new(Future[Out])
+	j := job[In, Out]{in: in, fut: f}
+	p.prepare(ctx, &j, &f.task)
+	if err := p.enqueue(ctx, j, true); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// TrySubmit queues process(ctx, in) if the queue has room, and never
+// blocks. A task it refuses is counted as dropped, and it returns
+// ErrQueueFull (or ErrClosed, or ctx's error when ctx has ended).
+func (p *WorkerPool[In, Out]) TrySubmit(ctx context.Context, in In) (*Future[Out], error) {
+	f := new(Future[Out])
+	j := job[In, Out]{in: in, fut: f}
+	p.prepare(ctx, &j, &f.task)
+	if err := p.enqueue(ctx, j, false); err != nil {
+		if err == ErrQueueFull {
+			p.dropped.Add(1)
+			p.inst.count(ctx, telemetry.OutcomeDropped)
+		}
+		return nil, err
+	}
+	return f, nil
+}
+
+// Go queues fn, a task of any shape, to run on the pool's workers. It
+// blocks and returns like Submit. The task's error is not returned to the
+// caller, who has no future to read it from: it is recorded on the task's
+// span, in the metrics and in Stats. To collect errors, use Submit, or have
+// fn report them.
+func (p *WorkerPool[In, Out]) Go(ctx context.Context, fn func(context.Context) error) error {
+	if fn == nil {
+		return errors.New("pool: Go(ctx, nil): the task function must not be nil")
+	}
+	j := job[In, Out]{fn: fn}
+	p.prepare(ctx, &j, nil)
+	return p.enqueue(ctx, j, true)
+}
+
+// prepare gives the job its context and starts the queue-wait stopwatch if
+// anyone will read it. context.Background() becomes the pool's base context
+// as it is; any other context is wrapped, in tc when the caller has one to
+// spare (a future's), or in a new one.
+func (p *WorkerPool[In, Out]) prepare(ctx context.Context, j *job[In, Out], tc *taskContext) {
+	if ctx == context.Background() {
+		j.ctx = p.base
+	} else {
+		if tc == nil {
+			tc = new(taskContext)
+		}
+		tc.Context, tc.base = ctx, p.base
+		j.ctx = tc
+	}
+	j.waited = telemetry.StartStopwatch(p.inst.measuring(ctx))
+}
+
+// enqueue hands j to the queue. With block, it waits for room until ctx
+// ends or the pool closes; a task of this pool that finds its queue full
+// runs j itself instead.
+func (p *WorkerPool[In, Out]) enqueue(ctx context.Context, j job[In, Out], block bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p.intake.RLock()
+	if p.closed {
+		p.intake.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case p.queue <- j:
+		p.intake.RUnlock()
+		p.accepted(j)
+		return nil
+	default:
+	}
+	if !block {
+		p.intake.RUnlock()
+		return ErrQueueFull
+	}
+	if ctx.Value(inTaskKey{}) == p {
+		p.intake.RUnlock()
+		p.accepted(j)
+		var t tally
+		p.run(j, &t, nil)
+		p.stats.add(&t)
+		return nil
+	}
+	select {
+	case p.queue <- j:
+		p.intake.RUnlock()
+		p.accepted(j)
+		return nil
+	case <-ctx.Done():
+		p.intake.RUnlock()
+		return ctx.Err()
+	case <-p.stopping:
+		p.intake.RUnlock()
+		return ErrClosed
+	}
+}
+
+func (p *WorkerPool[In, Out]) accepted(j job[In, Out]) {
+	if j.runner == nil {
+		p.submitted.Add(1)
+	}
+}
