@@ -27,18 +27,21 @@ import (
 // up to one runner a worker claims items in turn, so a batch costs one
 // queue hand-off per worker, not per item.
 func (p *WorkerPool[In, Out]) Process(ctx context.Context, items []In, opts ...BatchOption) ([]Out, error) {
+	if ctx == nil {
+		return nil, errNilContext
+	}
 	bc := newBatchConfig(opts)
 	ctx, span := p.inst.tel.Tracer.Start(ctx, spanProcess, trace.WithAttributes(p.inst.name, keyBatchSize.Int(len(items))))
 	defer span.End()
 	if len(items) == 0 {
 		return []Out{}, nil
 	}
-	ctx, stop := p.withShutdown(ctx)
+	itemCtx, stop := p.itemContext(ctx)
 	defer stop()
 
 	runners := max(1, min(int(p.target.Load()), len(items)))
 	var failures tally
-	b := ordered.NewBatch(ctx, items, runners, bc.mode(), p.item(bc, &failures))
+	b := ordered.NewBatch(itemCtx, items, runners, bc.mode(), p.item(bc, &failures))
 	p.launch(ctx, b, runners, true)
 	out, err := b.Wait()
 	p.countBatch(b.Ran(), &failures)
@@ -59,14 +62,19 @@ func (p *WorkerPool[In, Out]) Process(ctx context.Context, items []In, opts ...B
 func (p *WorkerPool[In, Out]) ProcessSeq(ctx context.Context, seq iter.Seq[In], opts ...BatchOption) iter.Seq2[Out, error] {
 	bc := newBatchConfig(opts)
 	return func(yield func(Out, error) bool) {
+		if ctx == nil {
+			var zero Out
+			yield(zero, errNilContext)
+			return
+		}
 		ctx, span := p.inst.tel.Tracer.Start(ctx, spanProcess, trace.WithAttributes(p.inst.name))
 		defer span.End()
-		ctx, stop := p.withShutdown(ctx)
+		itemCtx, stop := p.itemContext(ctx)
 		defer stop()
 
 		runners := max(1, int(p.target.Load()))
 		var failures tally
-		s := ordered.NewStream(ctx, seq, runners, 2*runners, bc.mode(), !bc.unordered, p.item(bc, &failures))
+		s := ordered.NewStream(itemCtx, seq, runners, 2*runners, bc.mode(), !bc.unordered, p.item(bc, &failures))
 		p.launch(ctx, s, runners, false)
 		defer func() { p.countBatch(s.Ran(), &failures) }()
 		var failed errs.Collector
@@ -80,10 +88,11 @@ func (p *WorkerPool[In, Out]) ProcessSeq(ctx context.Context, seq iter.Seq[In], 
 	}
 }
 
-// withShutdown derives a batch's context, cancelled also when Shutdown
-// gives up on the running tasks, as a single task's context is.
-func (p *WorkerPool[In, Out]) withShutdown(ctx context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(ctx)
+// itemContext derives the context of a batch's items. Like a single task's,
+// it names the pool (so items that submit to it are tasks of it) and is
+// cancelled also when Shutdown gives up on the running tasks.
+func (p *WorkerPool[In, Out]) itemContext(ctx context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.WithValue(ctx, inTaskKey{}, p))
 	unregister := context.AfterFunc(p.base, cancel)
 	return ctx, func() {
 		unregister()
@@ -105,6 +114,8 @@ func (bc batchConfig) mode() ordered.Mode {
 // only if there is room, and for Process (help) the calling worker, which
 // already holds a running slot, works on the batch itself: the batch always
 // makes progress.
+//
+// ctx is the caller's: whether it is a task of this pool decides the above.
 func (p *WorkerPool[In, Out]) launch(ctx context.Context, r runner, runners int, help bool) {
 	inTask := ctx.Value(inTaskKey{}) == p
 	if inTask && help {

@@ -15,6 +15,13 @@ type Future[Out any] struct {
 	out  Out
 	err  error
 	task taskContext // the task's context, kept here to save an allocation
+
+	// For a task submitted by a task of the same pool: owner is the pool,
+	// and help runs the task on the caller's goroutine if no worker has
+	// claimed it yet (see Wait).
+	owner   any
+	help    func()
+	claimed atomic.Bool
 }
 
 // closedChan is what a finished future's Done returns when nobody asked
@@ -28,9 +35,17 @@ var closedChan = func() *chan struct{} {
 // Wait waits for the task to finish and returns its result. If ctx ends
 // first, Wait returns the zero Out and an error that matches ctx's; the task
 // goes on, and a later Wait can still collect it.
+//
+// A task that waits, with its own context, for a task it submitted to its
+// own pool runs that task itself if no worker has started it yet. So tasks
+// that fan out into the pool and wait for the results never deadlock, even
+// when every worker is waiting.
 func (f *Future[Out]) Wait(ctx context.Context) (Out, error) {
 	if f.done.Load() {
 		return f.out, f.err
+	}
+	if f.help != nil && ctx.Value(inTaskKey{}) == f.owner {
+		f.help()
 	}
 	select {
 	case <-f.Done():
@@ -55,10 +70,16 @@ func (f *Future[Out]) Done() <-chan struct{} {
 	return *f.wake.Load() // another waiter's, or closedChan
 }
 
+// claim reports whether the caller is the one to run the task: always,
+// unless a waiter may help (see Wait), and then only for the first to ask.
+func (f *Future[Out]) claim() bool {
+	return f.help == nil || f.claimed.CompareAndSwap(false, true)
+}
+
 func (f *Future[Out]) complete(out Out, err error) {
 	f.out, f.err = out, err
-	f.done.Store(true)
 	if ch := f.wake.Swap(closedChan); ch != nil {
 		close(*ch)
 	}
+	f.done.Store(true) // last: once it is seen, Done is closed too
 }

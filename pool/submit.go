@@ -19,9 +19,16 @@ import (
 // deadlocks on a full queue: the new task then runs at once on the
 // submitting worker.
 func (p *WorkerPool[In, Out]) Submit(ctx context.Context, in In) (*Future[Out], error) {
+	if ctx == nil {
+		return nil, errNilContext
+	}
 	f := new(Future[Out])
 	j := job[In, Out]{in: in, fut: f}
 	p.prepare(ctx, &j, &f.task)
+	if ctx.Value(inTaskKey{}) == p { // a task submits: let its Wait help (see Future.Wait)
+		f.owner = p
+		f.help = func() { p.runHere(j) }
+	}
 	if err := p.enqueue(ctx, j, true); err != nil {
 		return nil, err
 	}
@@ -32,6 +39,9 @@ func (p *WorkerPool[In, Out]) Submit(ctx context.Context, in In) (*Future[Out], 
 // blocks. A task it refuses is counted as dropped, and it returns
 // ErrQueueFull (or ErrClosed, or ctx's error when ctx has ended).
 func (p *WorkerPool[In, Out]) TrySubmit(ctx context.Context, in In) (*Future[Out], error) {
+	if ctx == nil {
+		return nil, errNilContext
+	}
 	f := new(Future[Out])
 	j := job[In, Out]{in: in, fut: f}
 	p.prepare(ctx, &j, &f.task)
@@ -54,10 +64,15 @@ func (p *WorkerPool[In, Out]) Go(ctx context.Context, fn func(context.Context) e
 	if fn == nil {
 		return errors.New("pool: Go(ctx, nil): the task function must not be nil")
 	}
+	if ctx == nil {
+		return errNilContext
+	}
 	j := job[In, Out]{fn: fn}
 	p.prepare(ctx, &j, nil)
 	return p.enqueue(ctx, j, true)
 }
+
+var errNilContext = errors.New("pool: nil context: pass context.Background() if there is none")
 
 // prepare gives the job its context and starts the queue-wait stopwatch if
 // anyone will read it. context.Background() becomes the pool's base context
@@ -102,9 +117,7 @@ func (p *WorkerPool[In, Out]) enqueue(ctx context.Context, j job[In, Out], block
 	if ctx.Value(inTaskKey{}) == p {
 		p.intake.RUnlock()
 		p.accepted(j)
-		var t tally
-		p.run(j, &t, nil)
-		p.stats.add(&t)
+		p.runHere(j)
 		return nil
 	}
 	select {
@@ -119,6 +132,14 @@ func (p *WorkerPool[In, Out]) enqueue(ctx context.Context, j job[In, Out], block
 		p.intake.RUnlock()
 		return ErrClosed
 	}
+}
+
+// runHere runs j on the calling goroutine, a task of this pool that
+// already holds a running slot.
+func (p *WorkerPool[In, Out]) runHere(j job[In, Out]) {
+	var t tally
+	p.run(j, &t, nil)
+	p.stats.add(&t)
 }
 
 func (p *WorkerPool[In, Out]) accepted(j job[In, Out]) {

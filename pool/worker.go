@@ -181,6 +181,9 @@ func (p *WorkerPool[In, Out]) run(j job[In, Out], t *tally, pause func()) {
 		j.runner.Work(pause)
 		return
 	}
+	if j.fut != nil && !j.fut.claim() {
+		return // a waiting task ran it already
+	}
 	p.inst.recordWait(j.ctx, j.waited)
 	var out Out
 	err := p.call(j.ctx, j.waited, true, func(ctx context.Context) (err error) {

@@ -1,0 +1,261 @@
+package pool_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
+	"github.com/otelpatterns/otelpatterns/pool"
+)
+
+type recorders struct {
+	tp  *sdktrace.TracerProvider
+	rec *tracetest.SpanRecorder
+	mp  *sdkmetric.MeterProvider
+	rd  *sdkmetric.ManualReader
+}
+
+func newRecorders(t *testing.T) recorders {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	rd := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+	t.Cleanup(func() {
+		_ = tp.Shutdown(context.Background())
+		_ = mp.Shutdown(context.Background())
+	})
+	return recorders{tp, rec, mp, rd}
+}
+
+func (r recorders) options(extra ...pool.Option) []pool.Option {
+	return append([]pool.Option{pool.WithTracerProvider(r.tp), pool.WithMeterProvider(r.mp), pool.WithName("images")}, extra...)
+}
+
+func (r recorders) spans(name string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range r.rec.Ended() {
+		if s.Name() == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r recorders) metrics(t *testing.T) map[string]metricdata.Metrics {
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.rd.Collect(context.Background(), &rm))
+	out := map[string]metricdata.Metrics{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			out[m.Name] = m
+		}
+	}
+	return out
+}
+
+func attr(kvs []attribute.KeyValue, key string) (attribute.Value, bool) {
+	for _, kv := range kvs {
+		if string(kv.Key) == key {
+			return kv.Value, true
+		}
+	}
+	return attribute.Value{}, false
+}
+
+func TestTaskSpanIsChildOfSubmitter(t *testing.T) {
+	r := newRecorders(t)
+	p := mustNew(t, double, r.options(pool.WithWorkers(2))...)
+	ctx, parent := r.tp.Tracer("test").Start(context.Background(), "request")
+	f, err := p.Submit(ctx, 1)
+	require.NoError(t, err)
+	_, err = f.Wait(ctx)
+	require.NoError(t, err)
+	parent.End()
+
+	tasks := r.spans("pool.task")
+	require.Len(t, tasks, 1)
+	s := tasks[0]
+	assert.Equal(t, parent.SpanContext().SpanID(), s.Parent().SpanID(), "parented to the Submit ctx, not the worker's")
+	assert.Equal(t, parent.SpanContext().TraceID(), s.SpanContext().TraceID())
+	assert.Equal(t, trace.SpanKindInternal, s.SpanKind())
+	name, _ := attr(s.Attributes(), "otelpatterns.pool.name")
+	assert.Equal(t, "images", name.AsString())
+	wait, ok := attr(s.Attributes(), "otelpatterns.pool.task.queue_wait")
+	require.True(t, ok)
+	assert.GreaterOrEqual(t, wait.AsFloat64(), 0.0)
+	assert.Equal(t, "Unset", s.Status().Code.String())
+}
+
+func TestNoTaskSpanWithoutRecordingParent(t *testing.T) {
+	r := newRecorders(t)
+	p := mustNew(t, double, r.options()...)
+	f, err := p.Submit(context.Background(), 1)
+	require.NoError(t, err)
+	_, err = f.Wait(context.Background())
+	require.NoError(t, err)
+
+	never := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+	ctx, span := never.Tracer("t").Start(context.Background(), "unsampled")
+	require.NoError(t, p.Go(ctx, func(context.Context) error { return nil }))
+	require.NoError(t, p.Close())
+	span.End()
+	assert.Empty(t, r.rec.Started(), "fine-grained spans need a recording parent")
+
+	r2 := newRecorders(t)
+	p2 := mustNew(t, double, r2.options(pool.WithRootSpans())...)
+	f, err = p2.Submit(context.Background(), 1)
+	require.NoError(t, err)
+	_, _ = f.Wait(context.Background())
+	require.Len(t, r2.spans("pool.task"), 1, "WithRootSpans traces every task")
+	assert.False(t, r2.spans("pool.task")[0].Parent().IsValid())
+}
+
+func TestTaskFailureIsRecorded(t *testing.T) {
+	r := newRecorders(t)
+	p := mustNew(t, func(context.Context, int) (int, error) { return 0, errors.New("decode failed") }, r.options(pool.WithRootSpans())...)
+	f, err := p.Submit(context.Background(), 1)
+	require.NoError(t, err)
+	_, err = f.Wait(context.Background())
+	require.Error(t, err)
+	require.NoError(t, p.Close())
+
+	s := r.spans("pool.task")[0]
+	assert.Equal(t, "Error", s.Status().Code.String())
+	assert.Equal(t, "decode failed", s.Status().Description)
+	et, ok := attr(s.Attributes(), "error.type")
+	require.True(t, ok)
+	assert.Equal(t, "*errors.errorString", et.AsString())
+}
+
+func TestProcessSpans(t *testing.T) {
+	r := newRecorders(t)
+	p := mustNew(t, double, r.options(pool.WithWorkers(2))...)
+	_, err := p.Process(context.Background(), []int{1, 2, 3})
+	require.NoError(t, err)
+	batches := r.spans("pool.process")
+	require.Len(t, batches, 1, "a batch always has its span, a root one here")
+	size, _ := attr(batches[0].Attributes(), "otelpatterns.pool.batch.size")
+	assert.EqualValues(t, 3, size.AsInt64())
+	assert.Empty(t, r.spans("pool.task"), "no per-item spans unless asked for")
+
+	_, err = p.Process(context.Background(), []int{1, 2, 3}, pool.WithItemSpans())
+	require.NoError(t, err)
+	items := r.spans("pool.task")
+	require.Len(t, items, 3)
+	batch := r.spans("pool.process")[1]
+	for _, it := range items {
+		assert.Equal(t, batch.SpanContext().SpanID(), it.Parent().SpanID())
+	}
+}
+
+func sumByOutcome(m metricdata.Metrics) map[string]int64 {
+	out := map[string]int64{}
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		o, _ := dp.Attributes.Value("otelpatterns.outcome")
+		out[o.AsString()] += dp.Value
+	}
+	return out
+}
+
+func TestMetrics(t *testing.T) {
+	r := newRecorders(t)
+	b := newBlocker()
+	p, err := pool.New(func(ctx context.Context, x int) (int, error) {
+		switch x {
+		case -1:
+			return 0, errors.New("bad")
+		case -2:
+			panic("worse")
+		case -3:
+			return b.process(ctx, x)
+		}
+		return x, nil
+	}, r.options(pool.WithWorkers(1), pool.WithQueueSize(1))...)
+	require.NoError(t, err)
+	for _, x := range []int{1, 2, -1, -2} {
+		f, err := p.Submit(context.Background(), x)
+		require.NoError(t, err)
+		_, _ = f.Wait(context.Background())
+	}
+	_, err = p.Submit(context.Background(), -3) // holds the worker
+	require.NoError(t, err)
+	<-b.started
+	_, err = p.Submit(context.Background(), 3) // waits in the queue
+	require.NoError(t, err)
+	_, err = p.TrySubmit(context.Background(), 4)
+	require.ErrorIs(t, err, pool.ErrQueueFull)
+
+	m := r.metrics(t)
+	for name, want := range map[string]int64{"otelpatterns.pool.queue.length": 1, "otelpatterns.pool.workers.busy": 1} {
+		dps := m[name].Data.(metricdata.Sum[int64]).DataPoints
+		require.Len(t, dps, 1, name)
+		assert.Equal(t, want, dps[0].Value, name)
+		assert.Equal(t, "{"+map[string]string{"otelpatterns.pool.queue.length": "task", "otelpatterns.pool.workers.busy": "worker"}[name]+"}", m[name].Unit)
+	}
+	close(b.release)
+	require.NoError(t, p.Close())
+
+	m = r.metrics(t)
+	assert.Equal(t, map[string]int64{"success": 4, "error": 1, "panic": 1, "dropped": 1}, sumByOutcome(m["otelpatterns.pool.tasks"]))
+
+	dur := m["otelpatterns.pool.task.duration"]
+	assert.Equal(t, "s", dur.Unit)
+	types := map[string]uint64{}
+	for _, dp := range dur.Data.(metricdata.Histogram[float64]).DataPoints {
+		et, _ := dp.Attributes.Value("error.type")
+		types[et.AsString()] += dp.Count
+		name, _ := dp.Attributes.Value("otelpatterns.pool.name")
+		assert.Equal(t, "images", name.AsString())
+	}
+	assert.Equal(t, map[string]uint64{"": 4, "*errors.errorString": 1, "panic": 1}, types, "error.type on failures only")
+
+	var waits uint64
+	for _, dp := range m["otelpatterns.pool.task.queue_wait"].Data.(metricdata.Histogram[float64]).DataPoints {
+		waits += dp.Count
+	}
+	assert.EqualValues(t, 6, waits)
+
+	for _, name := range []string{"otelpatterns.pool.queue.length", "otelpatterns.pool.workers.busy"} {
+		if got, ok := m[name]; ok {
+			assert.Empty(t, got.Data.(metricdata.Sum[int64]).DataPoints, "%s is not observed after Close", name)
+		}
+	}
+}
+
+func TestTelemetryReference(t *testing.T) {
+	r := newRecorders(t)
+	p, err := pool.New(func(ctx context.Context, x int) (int, error) {
+		if x < 0 {
+			return 0, errors.New("bad")
+		}
+		time.Sleep(time.Microsecond)
+		return x, nil
+	}, r.options(pool.WithWorkers(1), pool.WithQueueSize(0))...)
+	require.NoError(t, err)
+	ctx, parent := r.tp.Tracer("test").Start(context.Background(), "request")
+	f, err := p.Submit(ctx, -1)
+	require.NoError(t, err)
+	_, _ = f.Wait(ctx)
+	_, _ = p.Process(ctx, []int{1, 2})
+	_, _ = p.TrySubmit(ctx, 1) // no idle worker may be waiting: dropped or not, both are fine
+	emitted := telemetrytest.Collect(t, r.rec, nil)
+	more := telemetrytest.Collect(t, nil, r.rd)
+	require.NoError(t, p.Close())
+	parent.End()
+	for k, v := range more {
+		emitted[k] = v
+	}
+	delete(emitted[telemetrytest.Span], "request")
+	telemetrytest.Check(t, "pool", emitted)
+}
