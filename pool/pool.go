@@ -45,6 +45,7 @@ type WorkerPool[In, Out any] struct {
 	base       context.Context
 	killTasks  context.CancelFunc
 	discardErr atomic.Pointer[error] // set when Shutdown gives up: queued tasks fail with it
+	gateWait   atomic.Int64          // workers waiting in admit, after a Resize down
 	_          cacheLinePad
 
 	// Written by submitters. A submit holds intake for reading while it
@@ -60,8 +61,7 @@ type WorkerPool[In, Out any] struct {
 	stats     counts
 	gateMu    sync.Mutex
 	gateCond  sync.Cond
-	gateWait  atomic.Int64 // workers waiting in the gate
-	resizeMu  sync.Mutex   // guards workerSet and worker births and deaths
+	resizeMu  sync.Mutex // guards workerSet and worker births and deaths
 	workerSet map[*worker]struct{}
 	workers   sync.WaitGroup
 

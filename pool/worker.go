@@ -60,17 +60,16 @@ func (p *WorkerPool[In, Out]) work(w *worker) {
 	}
 }
 
-// next receives the next job. When the queue is empty, the worker flushes
-// its counts and yields the processor a few times before it sleeps: a
-// submitter that shares the processor often refills the queue meanwhile,
-// and a sleeping worker costs a wake-up to each submit.
+// next receives the next job. When the queue is empty, the worker yields
+// the processor a few times before it sleeps, and flushes its counts just
+// before: a submitter that shares the processor often refills the queue
+// meanwhile, and a sleeping worker costs a wake-up to each submit.
 func (p *WorkerPool[In, Out]) next(w *worker) (job[In, Out], bool) {
 	select {
 	case j, ok := <-p.queue:
 		return j, ok
 	default:
 	}
-	p.stats.add(&w.tally)
 	for range idleSpins {
 		runtime.Gosched()
 		select {
@@ -79,6 +78,7 @@ func (p *WorkerPool[In, Out]) next(w *worker) (job[In, Out], bool) {
 		default:
 		}
 	}
+	p.stats.add(&w.tally)
 	j, ok := <-p.queue
 	return j, ok
 }
