@@ -221,7 +221,7 @@ func BenchmarkPoolFutures(b *testing.B) {
 		b.Run("lib=pond/"+w.name, func(b *testing.B) {
 			p := pond.NewResultPool[int](benchWorkers)
 			defer p.StopAndWait()
-			futs := make([]pond.Result[int], benchTasks)
+			futs := make([]pond.ResultTask[int], benchTasks)
 			b.ReportAllocs()
 			for b.Loop() {
 				for i, x := range inputs {

@@ -14,14 +14,23 @@ type Future[Out any] struct {
 	wake atomic.Pointer[chan struct{}]
 	out  Out
 	err  error
-	task taskContext // the task's context, kept here to save an allocation
+	// helper is set for a task submitted by a task of the same pool (see
+	// Wait); nil otherwise.
+	helper *helper
+}
 
-	// For a task submitted by a task of the same pool: owner is the pool,
-	// and help runs the task on the caller's goroutine if no worker has
-	// claimed it yet (see Wait).
-	owner   any
-	help    func()
+// helper lets a task that waits for a future of its own pool run the
+// future's task itself, if no worker has claimed it yet.
+type helper struct {
+	owner   any    // the pool
+	run     func() // runs the task on the calling goroutine
 	claimed atomic.Bool
+}
+
+// futureTask is a future and its task's context, allocated together.
+type futureTask[Out any] struct {
+	f  Future[Out]
+	tc taskContext
 }
 
 // closedChan is what a finished future's Done returns when nobody asked
@@ -44,8 +53,8 @@ func (f *Future[Out]) Wait(ctx context.Context) (Out, error) {
 	if f.done.Load() {
 		return f.out, f.err
 	}
-	if f.help != nil && ctx.Value(inTaskKey{}) == f.owner {
-		f.help()
+	if h := f.helper; h != nil && ctx.Value(inTaskKey{}) == h.owner {
+		h.run() // runs the task unless a worker has claimed it
 	}
 	select {
 	case <-f.Done():
@@ -73,7 +82,7 @@ func (f *Future[Out]) Done() <-chan struct{} {
 // claim reports whether the caller is the one to run the task: always,
 // unless a waiter may help (see Wait), and then only for the first to ask.
 func (f *Future[Out]) claim() bool {
-	return f.help == nil || f.claimed.CompareAndSwap(false, true)
+	return f.helper == nil || f.helper.claimed.CompareAndSwap(false, true)
 }
 
 func (f *Future[Out]) complete(out Out, err error) {

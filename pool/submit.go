@@ -22,17 +22,14 @@ func (p *WorkerPool[In, Out]) Submit(ctx context.Context, in In) (*Future[Out], 
 	if ctx == nil {
 		return nil, errNilContext
 	}
-	f := new(Future[Out])
-	j := job[In, Out]{in: in, fut: f}
-	p.prepare(ctx, &j, &f.task)
+	j := p.futureJob(ctx, in)
 	if ctx.Value(inTaskKey{}) == p { // a task submits: let its Wait help (see Future.Wait)
-		f.owner = p
-		f.help = func() { p.runHere(j) }
+		j.fut.helper = &helper{owner: p, run: func() { p.runHere(j) }}
 	}
 	if err := p.enqueue(ctx, j, true); err != nil {
 		return nil, err
 	}
-	return f, nil
+	return j.fut, nil
 }
 
 // TrySubmit queues process(ctx, in) if the queue has room, and never
@@ -42,9 +39,7 @@ func (p *WorkerPool[In, Out]) TrySubmit(ctx context.Context, in In) (*Future[Out
 	if ctx == nil {
 		return nil, errNilContext
 	}
-	f := new(Future[Out])
-	j := job[In, Out]{in: in, fut: f}
-	p.prepare(ctx, &j, &f.task)
+	j := p.futureJob(ctx, in)
 	if err := p.enqueue(ctx, j, false); err != nil {
 		if err == ErrQueueFull {
 			p.dropped.Add(1)
@@ -52,7 +47,7 @@ func (p *WorkerPool[In, Out]) TrySubmit(ctx context.Context, in In) (*Future[Out
 		}
 		return nil, err
 	}
-	return f, nil
+	return j.fut, nil
 }
 
 // Go queues fn, a task of any shape, to run on the pool's workers. It
@@ -70,6 +65,21 @@ func (p *WorkerPool[In, Out]) Go(ctx context.Context, fn func(context.Context) e
 	j := job[In, Out]{fn: fn}
 	p.prepare(ctx, &j, nil)
 	return p.enqueue(ctx, j, true)
+}
+
+// futureJob makes the job of a task with a future: one allocation, the
+// future, with room for the task's context when it needs one.
+func (p *WorkerPool[In, Out]) futureJob(ctx context.Context, in In) job[In, Out] {
+	j := job[In, Out]{in: in}
+	if ctx == context.Background() {
+		j.fut = new(Future[Out])
+		p.prepare(ctx, &j, nil)
+	} else {
+		ft := new(futureTask[Out])
+		j.fut = &ft.f
+		p.prepare(ctx, &j, &ft.tc)
+	}
+	return j
 }
 
 var errNilContext = errors.New("pool: nil context: pass context.Background() if there is none")
