@@ -1,7 +1,9 @@
 package pool
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"iter"
 	"sync"
 
@@ -45,7 +47,7 @@ func (p *WorkerPool[In, Out]) Process(ctx context.Context, items []In, opts ...B
 	p.launch(ctx, b, runners, true)
 	out, err := b.Wait()
 	p.countBatch(b.Ran(), &failures)
-	errs.Record(span, err)
+	errs.Record(span, summary(err))
 	return out, err
 }
 
@@ -77,14 +79,18 @@ func (p *WorkerPool[In, Out]) ProcessSeq(ctx context.Context, seq iter.Seq[In], 
 		s := ordered.NewStream(itemCtx, seq, runners, 2*runners, bc.mode(), !bc.unordered, p.item(bc, &failures))
 		p.launch(ctx, s, runners, false)
 		defer func() { p.countBatch(s.Ran(), &failures) }()
-		var failed errs.Collector
+		var first error
+		failed := 0
 		for out, err := range s.Results() {
-			failed.Add(err)
+			if err != nil {
+				first = cmp.Or(first, err)
+				failed++
+			}
 			if !yield(out, err) {
 				break
 			}
 		}
-		errs.Record(span, failed.Err())
+		errs.Record(span, andMore(first, failed-1))
 	}
 }
 
@@ -98,6 +104,27 @@ func (p *WorkerPool[In, Out]) itemContext(ctx context.Context) (context.Context,
 		unregister()
 		cancel()
 	}
+}
+
+// summary is what a batch span records of a batch's error: the first
+// error, and how many more there were (see andMore).
+func summary(err error) error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		if errs := joined.Unwrap(); len(errs) > 1 {
+			return andMore(errs[0], len(errs)-1)
+		}
+	}
+	return err
+}
+
+// andMore is err, noting that n more errors followed it, so that a batch of
+// a million failed items does not put a million messages in one span
+// status. Its error.type is err's.
+func andMore(err error, n int) error {
+	if err == nil || n <= 0 {
+		return err
+	}
+	return fmt.Errorf("%w (and %d more)", err, n)
 }
 
 func (bc batchConfig) mode() ordered.Mode {

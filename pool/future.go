@@ -9,9 +9,11 @@ import (
 // for concurrent use: any number of goroutines may Wait.
 type Future[Out any] struct {
 	done atomic.Bool
-	// wake is nil until someone must block: then it holds the channel that
-	// completion closes; after completion it holds closedChan.
-	wake atomic.Pointer[chan struct{}]
+	// wake is empty until someone must block: then it holds the channel
+	// (a chan struct{}) that completion closes; after completion it holds
+	// closedChan. A channel is pointer-shaped, so storing it allocates
+	// nothing beyond the channel.
+	wake atomic.Value
 	out  Out
 	err  error
 	// helper is set for a task submitted by a task of the same pool (see
@@ -35,10 +37,10 @@ type futureTask[Out any] struct {
 
 // closedChan is what a finished future's Done returns when nobody asked
 // before it finished.
-var closedChan = func() *chan struct{} {
+var closedChan = func() chan struct{} {
 	ch := make(chan struct{})
 	close(ch)
-	return &ch
+	return ch
 }()
 
 // Wait waits for the task to finish and returns its result. If ctx ends
@@ -69,14 +71,14 @@ func (f *Future[Out]) Wait(ctx context.Context) (Out, error) {
 // channel is made only when someone asks for it before the task finishes,
 // so a future that is waited on after its task is done makes none.
 func (f *Future[Out]) Done() <-chan struct{} {
-	if ch := f.wake.Load(); ch != nil {
-		return *ch
-	}
-	ch := make(chan struct{})
-	if f.wake.CompareAndSwap(nil, &ch) {
+	if ch, ok := f.wake.Load().(chan struct{}); ok {
 		return ch
 	}
-	return *f.wake.Load() // another waiter's, or closedChan
+	ch := make(chan struct{})
+	if f.wake.CompareAndSwap(nil, ch) {
+		return ch
+	}
+	return f.wake.Load().(chan struct{}) // another waiter's, or closedChan
 }
 
 // claim reports whether the caller is the one to run the task: always,
@@ -87,8 +89,8 @@ func (f *Future[Out]) claim() bool {
 
 func (f *Future[Out]) complete(out Out, err error) {
 	f.out, f.err = out, err
-	if ch := f.wake.Swap(closedChan); ch != nil {
-		close(*ch)
+	if ch, ok := f.wake.Swap(closedChan).(chan struct{}); ok {
+		close(ch)
 	}
 	f.done.Store(true) // last: once it is seen, Done is closed too
 }

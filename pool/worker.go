@@ -227,6 +227,9 @@ func (p *WorkerPool[In, Out]) reject(j job[In, Out], err error) {
 		j.runner.Abandon(err)
 		return
 	}
+	if j.fut != nil && !j.fut.claim() {
+		return // a waiting task ran it already
+	}
 	p.stats.canceled.Add(1)
 	p.inst.count(j.ctx, telemetry.OutcomeCanceled)
 	if tc, ok := j.ctx.(*taskContext); ok {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check of every module in this repository: gofmt, go mod tidy, go vet,
-# staticcheck and go test -race. This is the README's test command; CI runs it.
+# staticcheck, go test -race, and each benchmark run once. This is the
+# README's test command; CI runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,5 +28,7 @@ for mod in $(git ls-files --cached --others --exclude-standard 'go.mod' '*/go.mo
 		go vet ./...
 		staticcheck ./...
 		go test -race -count=1 ./...
+		echo "-- benchmarks, once each (a smoke test that they build and run)"
+		go test -run '^$' -bench . -benchtime=1x ./... > /dev/null
 	)
 done
