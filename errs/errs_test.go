@@ -174,12 +174,27 @@ func TestRecordExceptionEventOptIn(t *testing.T) {
 	assert.Contains(t, stack, "TestRecordExceptionEventOptIn", "the stack is the panic's")
 }
 
+func TestRecordSummarisesJoinedErrors(t *testing.T) {
+	tracer, rec := recording(t)
+	_, span := tracer.Start(context.Background(), "batch")
+	errs.Record(span, errors.Join(errs.New(context.Background(), "bad_item", "item 3"), io.EOF, io.ErrClosedPipe))
+	span.End()
+	got := rec.Ended()[0]
+	assert.Equal(t, "item 3 (and 2 more)", got.Status().Description)
+	assert.Contains(t, got.Attributes(), semconv.ErrorTypeKey.String("bad_item"), "the first error's type")
+
+	_, span = tracer.Start(context.Background(), "one")
+	errs.Record(span, errors.Join(nil, io.EOF))
+	span.End()
+	assert.Equal(t, "EOF", rec.Ended()[1].Status().Description, "a join of one error is that error")
+}
+
 func TestRecordContextErrors(t *testing.T) {
 	cases := map[error]string{
 		context.Canceled:                                                      "context.Canceled",
 		fmt.Errorf("call: %w", context.Canceled):                              "context.Canceled",
 		context.DeadlineExceeded:                                              "context.DeadlineExceeded",
-		errors.Join(io.EOF, context.DeadlineExceeded):                         "context.DeadlineExceeded",
+		errors.Join(context.DeadlineExceeded, io.EOF):                         "context.DeadlineExceeded", // a join is typed by its first
 		errs.Wrap(context.Background(), context.Canceled, "shutdown", "stop"): "shutdown",
 		io.EOF: "*errors.errorString",
 	}

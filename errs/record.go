@@ -3,6 +3,7 @@ package errs
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -15,6 +16,10 @@ import (
 //
 //   - the span's status is set to Error with err.Error() as its description;
 //   - the error.type attribute is set to [ErrorType] of err;
+//   - errors joined with errors.Join (the errors of a batch, say) are
+//     recorded as the first of them, with "(and N more)" after its message,
+//     so that a batch of a million failures does not put a million messages
+//     in one status;
 //   - the status is never set to Ok, and nothing else is added unless asked
 //     for: an exception event only with [WithExceptionEvent].
 //
@@ -26,7 +31,11 @@ func Record(span trace.Span, err error, opts ...RecordOption) {
 	if err == nil || span == nil || !span.IsRecording() {
 		return
 	}
-	span.SetStatus(codes.Error, err.Error())
+	desc := err.Error()
+	if first, more := firstJoined(err); more > 0 {
+		desc = first.Error() + " (and " + strconv.Itoa(more) + " more)"
+	}
+	span.SetStatus(codes.Error, desc)
 	span.SetAttributes(ErrorType(err))
 	if len(opts) > 0 && newRecordConfig(opts).event {
 		var eventOpts []trace.EventOption
@@ -73,7 +82,8 @@ const (
 )
 
 // ErrorType returns the error.type attribute for err, as OpenTelemetry's
-// semantic conventions define it:
+// semantic conventions define it. For errors joined with errors.Join it is
+// the first one's; otherwise:
 //
 //   - the [Code] of the first error in the chain that has one (a
 //     [*TracedError]'s Code, "panic" for a [*PanicError]);
@@ -86,6 +96,7 @@ func ErrorType(err error) attribute.KeyValue {
 	if err == nil {
 		return semconv.ErrorTypeOther
 	}
+	err, _ = firstJoined(err)
 	if code := Code(err); code != "" {
 		return semconv.ErrorTypeKey.String(code)
 	}
@@ -96,4 +107,15 @@ func ErrorType(err error) attribute.KeyValue {
 		return semconv.ErrorTypeKey.String(TypeDeadlineExceeded)
 	}
 	return semconv.ErrorType(err)
+}
+
+// firstJoined returns the first of the errors joined in err, and how many
+// more there are; for an error that is not a join of several, err and 0.
+func firstJoined(err error) (first error, more int) {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		if all := joined.Unwrap(); len(all) > 1 {
+			return all[0], len(all) - 1
+		}
+	}
+	return err, 0
 }

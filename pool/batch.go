@@ -1,9 +1,7 @@
 package pool
 
 import (
-	"cmp"
 	"context"
-	"fmt"
 	"iter"
 	"sync"
 
@@ -47,7 +45,7 @@ func (p *WorkerPool[In, Out]) Process(ctx context.Context, items []In, opts ...B
 	p.launch(ctx, b, runners, true)
 	out, err := b.Wait()
 	p.countBatch(b.Ran(), &failures)
-	errs.Record(span, summary(err))
+	errs.Record(span, err)
 	return out, err
 }
 
@@ -79,18 +77,14 @@ func (p *WorkerPool[In, Out]) ProcessSeq(ctx context.Context, seq iter.Seq[In], 
 		s := ordered.NewStream(itemCtx, seq, runners, 2*runners, bc.mode(), !bc.unordered, p.item(bc, &failures))
 		p.launch(ctx, s, runners, false)
 		defer func() { p.countBatch(s.Ran(), &failures) }()
-		var first error
-		failed := 0
+		var failed errs.Collector
 		for out, err := range s.Results() {
-			if err != nil {
-				first = cmp.Or(first, err)
-				failed++
-			}
+			failed.Add(err)
 			if !yield(out, err) {
 				break
 			}
 		}
-		errs.Record(span, andMore(first, failed-1))
+		errs.Record(span, failed.Err())
 	}
 }
 
@@ -104,27 +98,6 @@ func (p *WorkerPool[In, Out]) itemContext(ctx context.Context) (context.Context,
 		unregister()
 		cancel()
 	}
-}
-
-// summary is what a batch span records of a batch's error: the first
-// error, and how many more there were (see andMore).
-func summary(err error) error {
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		if errs := joined.Unwrap(); len(errs) > 1 {
-			return andMore(errs[0], len(errs)-1)
-		}
-	}
-	return err
-}
-
-// andMore is err, noting that n more errors followed it, so that a batch of
-// a million failed items does not put a million messages in one span
-// status. Its error.type is err's.
-func andMore(err error, n int) error {
-	if err == nil || n <= 0 {
-		return err
-	}
-	return fmt.Errorf("%w (and %d more)", err, n)
 }
 
 func (bc batchConfig) mode() ordered.Mode {
