@@ -1,0 +1,5 @@
+//go:build !race
+
+package functional_test
+
+const raceEnabled = false

@@ -1,0 +1,153 @@
+package functional
+
+import (
+	"context"
+	"errors"
+)
+
+// checkEvery is how many items pass between two looks at ctx: often enough
+// to stop promptly, rarely enough that a cheap fn does not pay for it.
+const checkEvery = 256
+
+var (
+	errNilContext = errors.New("functional: nil context: pass context.Background() if there is none")
+	errNilFunc    = errors.New("functional: the function must not be nil")
+)
+
+// Map returns fn applied to each item, in order. It looks at ctx every few
+// hundred items and, once it is cancelled, returns the results so far with
+// ctx's error. With WithSpan, the call has a functional.map span.
+func Map[T, R any](ctx context.Context, items []T, fn func(T) R, opts ...Option) ([]R, error) {
+	if err := check(ctx, fn == nil); err != nil {
+		return nil, err
+	}
+	return run(ctx, opts, "map", len(items), func(ctx context.Context) ([]R, error) {
+		out := make([]R, len(items))
+		for i, item := range items {
+			if i%checkEvery == 0 && ctx.Err() != nil {
+				return out[:i], ctx.Err()
+			}
+			out[i] = fn(item)
+		}
+		return out, nil
+	})
+}
+
+// MapErr is Map for a function that can fail: it stops at the first error,
+// and returns it with the results before it.
+func MapErr[T, R any](ctx context.Context, items []T, fn func(context.Context, T) (R, error), opts ...Option) ([]R, error) {
+	if err := check(ctx, fn == nil); err != nil {
+		return nil, err
+	}
+	return run(ctx, opts, "map", len(items), func(ctx context.Context) ([]R, error) {
+		out := make([]R, len(items))
+		for i, item := range items {
+			if i%checkEvery == 0 && ctx.Err() != nil {
+				return out[:i], ctx.Err()
+			}
+			r, err := fn(ctx, item)
+			if err != nil {
+				return out[:i], err
+			}
+			out[i] = r
+		}
+		return out, nil
+	})
+}
+
+// Filter returns the items for which pred is true, in order. It looks at
+// ctx every few hundred items and, once it is cancelled, returns the items
+// kept so far with ctx's error.
+func Filter[T any](ctx context.Context, items []T, pred func(T) bool, opts ...Option) ([]T, error) {
+	if err := check(ctx, pred == nil); err != nil {
+		return nil, err
+	}
+	return FilterErr(ctx, items, func(_ context.Context, item T) (bool, error) { return pred(item), nil }, opts...)
+}
+
+// FilterErr is Filter for a predicate that can fail: it stops at the first
+// error, and returns it with the items kept before it.
+func FilterErr[T any](ctx context.Context, items []T, pred func(context.Context, T) (bool, error), opts ...Option) ([]T, error) {
+	if err := check(ctx, pred == nil); err != nil {
+		return nil, err
+	}
+	return run(ctx, opts, "filter", len(items), func(ctx context.Context) ([]T, error) {
+		var out []T
+		for i, item := range items {
+			if i%checkEvery == 0 && ctx.Err() != nil {
+				return out, ctx.Err()
+			}
+			keep, err := pred(ctx, item)
+			if err != nil {
+				return out, err
+			}
+			if keep {
+				out = append(out, item)
+			}
+		}
+		return out, nil
+	})
+}
+
+// Reduce folds the items into initial with fn, in order. It looks at ctx
+// every few hundred items and, once it is cancelled, returns the
+// accumulator so far with ctx's error.
+func Reduce[T, R any](ctx context.Context, items []T, initial R, fn func(R, T) R, opts ...Option) (R, error) {
+	if err := check(ctx, fn == nil); err != nil {
+		return initial, err
+	}
+	return ReduceErr(ctx, items, initial, func(_ context.Context, acc R, item T) (R, error) { return fn(acc, item), nil }, opts...)
+}
+
+// ReduceErr is Reduce for a function that can fail: it stops at the first
+// error, and returns it with the accumulator before it.
+func ReduceErr[T, R any](ctx context.Context, items []T, initial R, fn func(context.Context, R, T) (R, error), opts ...Option) (R, error) {
+	if err := check(ctx, fn == nil); err != nil {
+		return initial, err
+	}
+	return run(ctx, opts, "reduce", len(items), func(ctx context.Context) (R, error) {
+		acc := initial
+		for i, item := range items {
+			if i%checkEvery == 0 && ctx.Err() != nil {
+				return acc, ctx.Err()
+			}
+			next, err := fn(ctx, acc, item)
+			if err != nil {
+				return acc, err
+			}
+			acc = next
+		}
+		return acc, nil
+	})
+}
+
+func check(ctx context.Context, nilFunc bool) error {
+	switch {
+	case ctx == nil:
+		return errNilContext
+	case nilFunc:
+		return errNilFunc
+	}
+	return nil
+}
+
+// run runs a sequential function's loop, inside a span when the options
+// ask for one (WithSpan). Without options it is the loop alone: no config
+// is built and nothing is allocated.
+func run[R any](ctx context.Context, opts []Option, op string, n int, loop func(context.Context) (R, error)) (R, error) {
+	if len(opts) == 0 {
+		return loop(ctx)
+	}
+	c, err := newConfig(opts)
+	if err != nil {
+		var zero R
+		return zero, err
+	}
+	if !c.span {
+		return loop(ctx)
+	}
+	ctx, call := startCall(ctx, c, op, n, 0)
+	r, err := loop(ctx)
+	call.end(err)
+	return r, err
+}
