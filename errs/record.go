@@ -32,7 +32,7 @@ func Record(span trace.Span, err error, opts ...RecordOption) {
 		return
 	}
 	desc := err.Error()
-	if first, more := firstJoined(err); more > 0 {
+	if more, first := firstJoined(err); more > 0 {
 		desc = first.Error() + " (and " + strconv.Itoa(more) + " more)"
 	}
 	span.SetStatus(codes.Error, desc)
@@ -96,7 +96,7 @@ func ErrorType(err error) attribute.KeyValue {
 	if err == nil {
 		return semconv.ErrorTypeOther
 	}
-	err, _ = firstJoined(err)
+	_, err = firstJoined(err)
 	if code := Code(err); code != "" {
 		return semconv.ErrorTypeKey.String(code)
 	}
@@ -109,13 +109,14 @@ func ErrorType(err error) attribute.KeyValue {
 	return semconv.ErrorType(err)
 }
 
-// firstJoined returns the first of the errors joined in err, and how many
-// more there are; for an error that is not a join of several, err and 0.
-func firstJoined(err error) (first error, more int) {
+// firstJoined returns how many more errors follow the first of those joined
+// in err, and the first; for an error that is not a join of several, 0 and
+// err.
+func firstJoined(err error) (more int, first error) {
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
 		if all := joined.Unwrap(); len(all) > 1 {
-			return all[0], len(all) - 1
+			return len(all) - 1, all[0]
 		}
 	}
-	return err, 0
+	return 0, err
 }

@@ -23,11 +23,17 @@ func Map[T, R any](ctx context.Context, items []T, fn func(T) R, opts ...Option)
 	}
 	return run(ctx, opts, "map", len(items), func(ctx context.Context) ([]R, error) {
 		out := make([]R, len(items))
-		for i, item := range items {
-			if i%checkEvery == 0 && ctx.Err() != nil {
-				return out[:i], ctx.Err()
+		for start := 0; start < len(items); start += checkEvery {
+			if err := ctx.Err(); err != nil {
+				return out[:start], err
 			}
-			out[i] = fn(item)
+			// A plain loop over the chunk, with no check inside, so that
+			// the compiler drops the bounds checks.
+			chunk, dst := items[start:min(start+checkEvery, len(items))], out[start:]
+			dst = dst[:len(chunk)]
+			for i, item := range chunk {
+				dst[i] = fn(item)
+			}
 		}
 		return out, nil
 	})

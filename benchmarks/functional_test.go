@@ -1,0 +1,98 @@
+package benchmarks
+
+import (
+	"context"
+	"testing"
+
+	"github.com/samber/lo"
+	loparallel "github.com/samber/lo/parallel"
+	conciter "github.com/sourcegraph/conc/iter"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/otelpatterns/otelpatterns/functional"
+)
+
+var (
+	mapItems = inputs[:10_000]
+	cpuItems = inputs[:1_000]
+	sinkInts []int
+)
+
+func double(x int) int { return 2 * x }
+
+// spin10us burns about 10µs of CPU on the development machine.
+func spin10us(x int) int {
+	v := uint64(x) | 1
+	for range 3300 {
+		v ^= v << 13
+		v ^= v >> 7
+		v ^= v << 17
+	}
+	return int(v & 1)
+}
+
+// BenchmarkMap maps 1e4 ints with a cheap function.
+func BenchmarkMap(b *testing.B) {
+	fn := double
+	b.Run("lib=otelpatterns", func(b *testing.B) {
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkInts, _ = functional.Map(ctx, mapItems, fn)
+		}
+	})
+	b.Run("lib=lo", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkInts = lo.Map(mapItems, func(x int, _ int) int { return fn(x) })
+		}
+	})
+	b.Run("lib=loop", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			out := make([]int, len(mapItems))
+			for i, x := range mapItems {
+				out[i] = fn(x)
+			}
+			sinkInts = out
+		}
+	})
+}
+
+// BenchmarkParallelMap maps 1e3 items with about 10µs of CPU each, on
+// GOMAXPROCS goroutines where the library lets one choose.
+func BenchmarkParallelMap(b *testing.B) {
+	b.Run("lib=otelpatterns", func(b *testing.B) {
+		opts := []functional.Option{functional.WithTracerProvider(tracenoop.NewTracerProvider()),
+			functional.WithMeterProvider(metricnoop.NewMeterProvider())}
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkInts, _ = functional.ParallelMap(context.Background(), cpuItems,
+				func(_ context.Context, x int) (int, error) { return spin10us(x), nil }, opts...)
+		}
+	})
+	b.Run("lib=conc", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkInts = conciter.Map(cpuItems, func(x *int) int { return spin10us(*x) })
+		}
+	})
+	b.Run("lib=lo", func(b *testing.B) {
+		// lo/parallel starts a goroutine per item; it has no bound.
+		b.ReportAllocs()
+		for b.Loop() {
+			sinkInts = loparallel.Map(cpuItems, func(x int, _ int) int { return spin10us(x) })
+		}
+	})
+	b.Run("lib=sequential", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			out := make([]int, len(cpuItems))
+			for i, x := range cpuItems {
+				out[i] = spin10us(x)
+			}
+			sinkInts = out
+		}
+	})
+}

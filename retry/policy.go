@@ -1,0 +1,201 @@
+package retry
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/internal/telemetry"
+)
+
+// Policy is how to retry: attempts, backoff, limits, and the budget,
+// breaker and rate limit it shares. Build it once with New and use it for
+// any number of calls, concurrently.
+type Policy struct {
+	c    *config
+	inst *policyInstruments
+}
+
+// New returns a policy. It fails, naming the option to fix, when an option
+// is out of range.
+func New(opts ...Option) (*Policy, error) {
+	c, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Policy{c: c, inst: newPolicyInstruments(c.tel, c.name)}, nil
+}
+
+var (
+	errNilContext = errors.New("retry: nil context: pass context.Background() if there is none")
+	errNilPolicy  = errors.New("retry: nil *Policy: build one with retry.New")
+	errNilOp      = errors.New("retry: the operation must not be nil")
+)
+
+// Do calls op until it succeeds or the policy gives up, and returns op's
+// result. op gets the caller's ctx, or, with WithAttemptTimeout, one that
+// ends after the attempt timeout.
+//
+// When it gives up, Do returns a *Error whose Last is op's last error and
+// whose Cause says why (ErrExhausted, ErrElapsed, ErrPermanent,
+// ErrNotRetryable, ErrBudgetExhausted, ErrOpen, ErrRateLimited, or ctx's
+// error); errors.Is finds both. It never sleeps after the last attempt.
+//
+// Under a recording span, the operation has a retry span and each attempt
+// a retry.attempt span under it; a failed attempt marks only its own span,
+// and the retry span shows only the final outcome.
+func Do[T any](ctx context.Context, p *Policy, op func(context.Context) (T, error)) (T, error) {
+	var out T
+	if op == nil {
+		return out, errNilOp
+	}
+	err := p.run(ctx, func(ctx context.Context) (err error) {
+		out, err = op(ctx)
+		return err
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return out, nil
+}
+
+// Run is Do for an op with no result.
+func Run(ctx context.Context, p *Policy, op func(context.Context) error) error {
+	if op == nil {
+		return errNilOp
+	}
+	return p.run(ctx, op)
+}
+
+// WithRetry calls op under a policy built from opts, for one-off calls.
+// Build a Policy once with New for calls on a hot path: WithRetry builds
+// one per call.
+func WithRetry[T any](ctx context.Context, op func(context.Context) (T, error), opts ...Option) (T, error) {
+	p, err := New(opts...)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return Do(ctx, p, op)
+}
+
+func (p *Policy) run(ctx context.Context, op func(context.Context) error) error {
+	switch {
+	case ctx == nil:
+		return errNilContext
+	case p == nil:
+		return errNilPolicy
+	}
+	c := p.c
+	opCtx, span := p.inst.startOperation(ctx)
+	ran := telemetry.StartStopwatch(span.IsRecording() || p.inst.duration.Enabled(ctx))
+	var deadline time.Time
+	if c.maxElapsed > 0 {
+		deadline = c.clock.Now().Add(c.maxElapsed)
+	}
+	var (
+		prev time.Duration
+		last error // op's last error
+		n    int   // calls of op
+	)
+	for {
+		called, err := p.attempt(opCtx, span, n+1, op)
+		if called {
+			n++
+			if err == nil {
+				p.inst.finish(ctx, span, ran, n, nil)
+				return nil
+			}
+			last = unwrapped(err)
+		}
+		delay, stop := p.next(ctx, n, called, prev, deadline, err)
+		if stop == nil {
+			stop = c.clock.Sleep(ctx, delay)
+		}
+		if stop != nil {
+			failure := &Error{Attempts: n, Last: last, Cause: stop}
+			p.inst.finish(ctx, span, ran, n, failure)
+			return failure
+		}
+		prev = delay
+	}
+}
+
+// attempt makes attempt number n, through the rate limit and the breaker
+// when the policy has them. called reports whether op was called; when it
+// was not, err says what refused the call.
+func (p *Policy) attempt(ctx context.Context, parent trace.Span, n int, op func(context.Context) error) (called bool, err error) {
+	c := p.c
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			return false, ErrRateLimited
+		}
+	}
+	var ticket ticket
+	if c.breaker != nil {
+		if ticket, err = c.breaker.before(); err != nil {
+			return false, err
+		}
+	}
+	ctx, span := p.inst.startAttempt(ctx, parent, n)
+	if c.attemptTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.attemptTimeout)
+		defer cancel()
+	}
+	err = op(ctx)
+	if c.breaker != nil {
+		c.breaker.after(ticket, unwrapped(err))
+	}
+	if c.budget != nil {
+		if err == nil {
+			c.budget.succeeded()
+		} else {
+			c.budget.failed()
+		}
+	}
+	p.inst.attempted(ctx, err)
+	errs.Record(span, unwrapped(err)) // a failed attempt marks its own span only
+	span.End()
+	return true, err
+}
+
+// next decides, after a failed attempt, whether to stop (and why) or how
+// long to wait before the next one.
+func (p *Policy) next(ctx context.Context, n int, called bool, prev time.Duration, deadline time.Time, err error) (delay time.Duration, stop error) {
+	c := p.c
+	var after *retryAfterError
+	switch {
+	case !called:
+		return 0, err // the context, the breaker or the rate limit refused the call
+	case ctx.Err() != nil:
+		return 0, ctx.Err()
+	case errors.As(err, new(*permanentError)):
+		return 0, ErrPermanent
+	case c.retryIf != nil && !c.retryIf(unwrapped(err)):
+		return 0, ErrNotRetryable
+	case n >= c.maxAttempts:
+		return 0, ErrExhausted
+	case c.budget != nil && !c.budget.allowRetry():
+		p.inst.rejected(ctx)
+		return 0, ErrBudgetExhausted
+	case errors.As(err, &after):
+		delay = min(max(after.after, 0), c.maxRetryAfter)
+	default:
+		delay = max(c.backoff.Delay(n, prev, c.rand), 0)
+	}
+	if !deadline.IsZero() && c.clock.Now().Add(delay).After(deadline) {
+		return 0, ErrElapsed
+	}
+	return delay, nil
+}

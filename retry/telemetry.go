@@ -1,0 +1,155 @@
+package retry
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/internal/telemetry"
+)
+
+// The names this package emits; README.md's Telemetry reference lists them.
+const (
+	spanOperation = "retry"
+	spanAttempt   = "retry.attempt"
+
+	keyPolicy  = attribute.Key(telemetry.Prefix + "retry.policy")
+	keyAttempt = attribute.Key(telemetry.Prefix + "retry.attempt")
+	keyCount   = attribute.Key(telemetry.Prefix + "retry.attempts")
+	keyBreaker = attribute.Key(telemetry.Prefix + "breaker.name")
+	keyState   = attribute.Key(telemetry.Prefix + "breaker.state")
+
+	metricAttempts    = telemetry.Prefix + "retry.attempts"
+	metricDuration    = telemetry.Prefix + "retry.duration"
+	metricRejections  = telemetry.Prefix + "retry.budget.rejections"
+	metricState       = telemetry.Prefix + "breaker.state"
+	metricTransitions = telemetry.Prefix + "breaker.transitions"
+)
+
+var scope = telemetry.Scope("retry")
+
+// policyInstruments is a Policy's telemetry, built once in New.
+type policyInstruments struct {
+	tel        *telemetry.Telemetry
+	name       attribute.KeyValue
+	attempts   metric.Int64Counter
+	duration   metric.Float64Histogram
+	rejections metric.Int64Counter
+	byName     []metric.AddOption
+	byOutcome  map[string][]metric.AddOption
+	okDuration []metric.RecordOption
+}
+
+func newPolicyInstruments(cfg telemetry.Config, name string) *policyInstruments {
+	tel := telemetry.New(scope, cfg)
+	in := &policyInstruments{
+		tel:        tel,
+		name:       keyPolicy.String(name),
+		attempts:   tel.Counter(metricAttempts, "{attempt}", "Calls of operations under a retry policy, by outcome."),
+		duration:   tel.Duration(metricDuration, "How long operations under a retry policy took, retries and waits included."),
+		rejections: tel.Counter(metricRejections, "{retry}", "Retries that a retry budget refused."),
+		byOutcome:  map[string][]metric.AddOption{},
+	}
+	set := attribute.NewSet(in.name)
+	in.byName = []metric.AddOption{metric.WithAttributeSet(set)}
+	in.okDuration = []metric.RecordOption{metric.WithAttributeSet(set)}
+	for _, o := range []string{telemetry.OutcomeSuccess, telemetry.OutcomeError, telemetry.OutcomeCanceled} {
+		in.byOutcome[o] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(in.name, telemetry.KeyOutcome.String(o)))}
+	}
+	return in
+}
+
+// startOperation starts the operation's span when ctx allows fine-grained
+// spans.
+func (in *policyInstruments) startOperation(ctx context.Context) (context.Context, trace.Span) {
+	if !in.tel.Fine(ctx) {
+		return ctx, noSpan
+	}
+	return in.tel.Tracer.Start(ctx, spanOperation, trace.WithAttributes(in.name))
+}
+
+// startAttempt starts an attempt's span under the operation's, when that
+// one records.
+func (in *policyInstruments) startAttempt(ctx context.Context, op trace.Span, n int) (context.Context, trace.Span) {
+	if !op.IsRecording() {
+		return ctx, noSpan
+	}
+	return in.tel.Tracer.Start(ctx, spanAttempt, trace.WithAttributes(keyAttempt.Int(n)))
+}
+
+// attempted counts an attempt by its outcome.
+func (in *policyInstruments) attempted(ctx context.Context, err error) {
+	if in.attempts.Enabled(ctx) {
+		o := telemetry.Outcome(err)
+		if o == telemetry.OutcomePanic {
+			o = telemetry.OutcomeError
+		}
+		in.attempts.Add(ctx, 1, in.byOutcome[o]...)
+	}
+}
+
+// finish ends the operation: its span shows only the final outcome.
+func (in *policyInstruments) finish(ctx context.Context, span trace.Span, ran telemetry.Stopwatch, attempts int, err error) {
+	if span.IsRecording() {
+		span.SetAttributes(keyCount.Int(attempts))
+		errs.Record(span, err)
+	}
+	span.End()
+	if ran.Running() && in.duration.Enabled(ctx) {
+		if err == nil {
+			in.duration.Record(ctx, ran.Seconds(), in.okDuration...)
+		} else {
+			in.duration.Record(ctx, ran.Seconds(), metric.WithAttributes(in.name, errs.ErrorType(err)))
+		}
+	}
+}
+
+func (in *policyInstruments) rejected(ctx context.Context) {
+	in.rejections.Add(ctx, 1, in.byName...)
+}
+
+var noSpan = trace.SpanFromContext(context.Background())
+
+// breakerInstruments is a Breaker's telemetry.
+type breakerInstruments struct {
+	cfg         telemetry.Config
+	tel         *telemetry.Telemetry
+	state       metric.Int64ObservableUpDownCounter
+	transitions metric.Int64Counter
+	byState     map[State][]metric.AddOption
+	observed    map[State]metric.ObserveOption
+}
+
+func (in *breakerInstruments) build(name string) {
+	in.tel = telemetry.New(scope, in.cfg)
+	in.state = in.tel.ObservableUpDownCounter(metricState, "{state}", "1 for the state the circuit breaker is in, 0 for the others.")
+	in.transitions = in.tel.Counter(metricTransitions, "{transition}", "Circuit breaker state changes, by the state entered.")
+	in.byState = map[State][]metric.AddOption{}
+	in.observed = map[State]metric.ObserveOption{}
+	for _, s := range []State{Closed, Open, HalfOpen} {
+		set := attribute.NewSet(keyBreaker.String(name), keyState.String(s.String()))
+		in.byState[s] = []metric.AddOption{metric.WithAttributeSet(set)}
+		in.observed[s] = metric.WithAttributeSet(set)
+	}
+}
+
+func (in *breakerInstruments) observe(state func() State) func() {
+	return in.tel.Observe(func(_ context.Context, o metric.Observer) error {
+		now := state()
+		for s, opt := range in.observed {
+			v := int64(0)
+			if s == now {
+				v = 1
+			}
+			o.ObserveInt64(in.state, v, opt)
+		}
+		return nil
+	}, in.state)
+}
+
+func (in *breakerInstruments) transitioned(to State) {
+	in.transitions.Add(context.Background(), 1, in.byState[to]...)
+}
