@@ -1,0 +1,227 @@
+package retry_test
+
+import (
+	"context"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
+	"github.com/otelpatterns/otelpatterns/retry"
+)
+
+type recorders struct {
+	tp  *sdktrace.TracerProvider
+	rec *tracetest.SpanRecorder
+	mp  *sdkmetric.MeterProvider
+	rd  *sdkmetric.ManualReader
+}
+
+func newRecorders(t *testing.T) recorders {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	rd := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
+	t.Cleanup(func() {
+		_ = tp.Shutdown(context.Background())
+		_ = mp.Shutdown(context.Background())
+	})
+	return recorders{tp, rec, mp, rd}
+}
+
+func (r recorders) policy(t *testing.T, opts ...retry.Option) *retry.Policy {
+	return mustPolicy(t, append([]retry.Option{retry.WithTracerProvider(r.tp), retry.WithMeterProvider(r.mp),
+		retry.WithName("payments"), retry.WithClock(newClock())}, opts...)...)
+}
+
+func attrs(kvs []attribute.KeyValue) map[string]attribute.Value {
+	m := map[string]attribute.Value{}
+	for _, kv := range kvs {
+		m[string(kv.Key)] = kv.Value
+	}
+	return m
+}
+
+func TestSpansPerOperationAndAttempt(t *testing.T) {
+	r := newRecorders(t)
+	p := r.policy(t, retry.WithMaxAttempts(3))
+	ctx, parent := r.tp.Tracer("test").Start(bg, "request")
+	calls := 0
+	err := retry.Run(ctx, p, func(context.Context) error {
+		if calls++; calls < 3 {
+			return io.EOF
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	parent.End()
+
+	var op sdktrace.ReadOnlySpan
+	var attempts []sdktrace.ReadOnlySpan
+	for _, s := range r.rec.Ended() {
+		switch s.Name() {
+		case "retry":
+			op = s
+		case "retry.attempt":
+			attempts = append(attempts, s)
+		}
+	}
+	require.NotNil(t, op)
+	assert.Equal(t, parent.SpanContext().SpanID(), op.Parent().SpanID())
+	assert.Equal(t, "Unset", op.Status().Code.String(), "the operation span shows only the final outcome")
+	assert.EqualValues(t, 3, attrs(op.Attributes())["otelpatterns.retry.attempts"].AsInt64())
+	assert.Equal(t, "payments", attrs(op.Attributes())["otelpatterns.retry.policy"].AsString())
+	require.Len(t, attempts, 3)
+	for i, a := range attempts {
+		assert.Equal(t, op.SpanContext().SpanID(), a.Parent().SpanID())
+		assert.EqualValues(t, i+1, attrs(a.Attributes())["otelpatterns.retry.attempt"].AsInt64())
+		want := "Error"
+		if i == 2 {
+			want = "Unset"
+		}
+		assert.Equal(t, want, a.Status().Code.String(), "a failed attempt marks only its own span")
+	}
+}
+
+func TestFailedOperationSpanAndNoSpanUntraced(t *testing.T) {
+	r := newRecorders(t)
+	p := r.policy(t, retry.WithMaxAttempts(2))
+	ctx, parent := r.tp.Tracer("test").Start(bg, "request")
+	_ = retry.Run(ctx, p, func(context.Context) error { return io.ErrUnexpectedEOF })
+	parent.End()
+	var op sdktrace.ReadOnlySpan
+	for _, s := range r.rec.Ended() {
+		if s.Name() == "retry" {
+			op = s
+		}
+	}
+	require.NotNil(t, op)
+	assert.Equal(t, "Error", op.Status().Code.String())
+	assert.Equal(t, "*errors.errorString", attrs(op.Attributes())["error.type"].AsString(), "the op's error's type, not the stop cause's")
+
+	r2 := newRecorders(t)
+	p2 := r2.policy(t)
+	_ = retry.Run(bg, p2, func(context.Context) error { return nil })
+	never := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+	uctx, unsampled := never.Tracer("t").Start(bg, "unsampled")
+	_ = retry.Run(uctx, p2, func(context.Context) error { return nil })
+	unsampled.End()
+	assert.Empty(t, r2.rec.Started(), "fine-grained: no span without a recording parent")
+
+	p3 := r2.policy(t, retry.WithRootSpans())
+	_ = retry.Run(bg, p3, func(context.Context) error { return nil })
+	assert.Len(t, r2.rec.Ended(), 2, "WithRootSpans: the operation and its attempt")
+}
+
+func TestMetrics(t *testing.T) {
+	r := newRecorders(t)
+	budget, err := retry.NewBudget(2, 0.1, nil)
+	require.NoError(t, err)
+	p := r.policy(t, retry.WithMaxAttempts(3), retry.WithBudget(budget))
+	_ = retry.Run(bg, p, func(context.Context) error { return nil })
+	_ = retry.Run(bg, p, func(context.Context) error { return io.EOF }) // one attempt, then the budget refuses
+
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.rd.Collect(bg, &rm))
+	got := map[string]metricdata.Metrics{}
+	for _, m := range rm.ScopeMetrics[0].Metrics {
+		got[m.Name] = m
+	}
+	attempts := map[string]int64{}
+	for _, dp := range got["otelpatterns.retry.attempts"].Data.(metricdata.Sum[int64]).DataPoints {
+		o, _ := dp.Attributes.Value("otelpatterns.outcome")
+		attempts[o.AsString()] += dp.Value
+	}
+	assert.Equal(t, map[string]int64{"success": 1, "error": 1}, attempts)
+	rej := got["otelpatterns.retry.budget.rejections"].Data.(metricdata.Sum[int64]).DataPoints
+	require.Len(t, rej, 1)
+	assert.EqualValues(t, 1, rej[0].Value)
+	types := map[string]uint64{}
+	for _, dp := range got["otelpatterns.retry.duration"].Data.(metricdata.Histogram[float64]).DataPoints {
+		et, _ := dp.Attributes.Value("error.type")
+		types[et.AsString()] += dp.Count
+	}
+	assert.Equal(t, map[string]uint64{"": 1, "*errors.errorString": 1}, types)
+}
+
+func TestBreakerMetrics(t *testing.T) {
+	r := newRecorders(t)
+	clk := newClock()
+	b, err := retry.NewBreaker(retry.TripAfter(1), retry.BreakerName("ledger"), retry.BreakerClock(clk),
+		retry.BreakerTracerProvider(r.tp), retry.BreakerMeterProvider(r.mp))
+	require.NoError(t, err)
+	_ = b.Execute(bg, fail)
+
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.rd.Collect(bg, &rm))
+	states := map[string]int64{}
+	var transitions int64
+	for _, m := range rm.ScopeMetrics[0].Metrics {
+		for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+			s, _ := dp.Attributes.Value("otelpatterns.breaker.state")
+			name, _ := dp.Attributes.Value("otelpatterns.breaker.name")
+			assert.Equal(t, "ledger", name.AsString())
+			switch m.Name {
+			case "otelpatterns.breaker.state":
+				states[s.AsString()] = dp.Value
+			case "otelpatterns.breaker.transitions":
+				assert.Equal(t, "open", s.AsString())
+				transitions += dp.Value
+			}
+		}
+	}
+	assert.Equal(t, map[string]int64{"closed": 0, "open": 1, "half_open": 0}, states)
+	assert.EqualValues(t, 1, transitions)
+
+	require.NoError(t, b.Close())
+	rm = metricdata.ResourceMetrics{}
+	require.NoError(t, r.rd.Collect(bg, &rm))
+	for _, m := range rm.ScopeMetrics[0].Metrics {
+		if m.Name == "otelpatterns.breaker.state" {
+			assert.Empty(t, m.Data.(metricdata.Sum[int64]).DataPoints, "not observed after Close")
+		}
+	}
+}
+
+func TestTelemetryReference(t *testing.T) {
+	r := newRecorders(t)
+	budget, _ := retry.NewBudget(2, 0.1, nil)
+	b, err := retry.NewBreaker(retry.TripAfter(1), retry.BreakerMeterProvider(r.mp), retry.BreakerClock(newClock()))
+	require.NoError(t, err)
+	defer b.Close()
+	p := r.policy(t, retry.WithMaxAttempts(3), retry.WithBudget(budget))
+	ctx, parent := r.tp.Tracer("test").Start(bg, "request")
+	_ = retry.Run(ctx, p, func(context.Context) error { return io.EOF })
+	_ = retry.Run(ctx, p, func(context.Context) error { return nil })
+	_ = b.Execute(bg, fail)
+	parent.End()
+	emitted := telemetrytest.Collect(t, r.rec, r.rd)
+	delete(emitted[telemetrytest.Span], "request")
+	telemetrytest.Check(t, "retry", emitted)
+}
+
+func TestSuccessPathAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts")
+	}
+	p := mustPolicy(t, retry.WithTracerProvider(tracenoop.NewTracerProvider()), retry.WithMeterProvider(metricnoop.NewMeterProvider()))
+	op := func(context.Context) (int, error) { return 1, nil }
+	if n := testing.AllocsPerRun(1000, func() { _, _ = retry.Do(bg, p, op) }); n != 0 {
+		t.Errorf("Do on the success path: %v allocations, want 0", n)
+	}
+	b, err := retry.NewBreaker(retry.BreakerTracerProvider(tracenoop.NewTracerProvider()), retry.BreakerMeterProvider(metricnoop.NewMeterProvider()))
+	require.NoError(t, err)
+	defer b.Close()
+	if n := testing.AllocsPerRun(1000, func() { _ = b.Execute(bg, succeed) }); n != 0 {
+		t.Errorf("Breaker.Execute on the closed path: %v allocations, want 0", n)
+	}
+}
