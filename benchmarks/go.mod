@@ -6,9 +6,12 @@ replace github.com/otelpatterns/otelpatterns => ../
 
 require (
 	github.com/alitto/pond/v2 v2.7.1
+	github.com/cenkalti/backoff/v5 v5.0.3
+	github.com/failsafe-go/failsafe-go v0.9.8
 	github.com/otelpatterns/otelpatterns v0.0.0
 	github.com/panjf2000/ants/v2 v2.12.1
 	github.com/samber/lo v1.53.0
+	github.com/sony/gobreaker/v2 v2.4.0
 	github.com/sourcegraph/conc v0.3.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	go.opentelemetry.io/otel/trace v1.47.0
@@ -16,6 +19,7 @@ require (
 )
 
 require (
+	github.com/bits-and-blooms/bitset v1.24.4 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect

@@ -96,6 +96,28 @@ type retryAfterError struct {
 func (r *retryAfterError) Error() string { return r.err.Error() }
 func (r *retryAfterError) Unwrap() error { return r.err }
 
+// isPermanent reports whether err, or an error it wraps, was made by
+// Permanent. It walks the chain by hand: errors.As would allocate on every
+// failed attempt.
+func isPermanent(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if _, ok := err.(*permanentError); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// retryAfter returns the wait that a RetryAfter in err's chain asks for.
+func retryAfter(err error) (time.Duration, bool) {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if r, ok := err.(*retryAfterError); ok {
+			return r.after, true
+		}
+	}
+	return 0, false
+}
+
 // unwrapped removes the Permanent and RetryAfter wrappers, which describe
 // how to retry, not what failed.
 func unwrapped(err error) error {

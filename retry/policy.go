@@ -5,8 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/otelpatterns/otelpatterns/errs"
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
 )
@@ -17,6 +15,9 @@ import (
 type Policy struct {
 	c    *config
 	inst *policyInstruments
+	// plain is true when attempts need no rate limit, breaker, budget or
+	// timeout: untraced attempts then take the shortest path.
+	plain bool
 }
 
 // New returns a policy. It fails, naming the option to fix, when an option
@@ -26,7 +27,8 @@ func New(opts ...Option) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Policy{c: c, inst: newPolicyInstruments(c.tel, c.name)}, nil
+	plain := c.limiter == nil && c.breaker == nil && c.budget == nil && c.attemptTimeout == 0
+	return &Policy{c: c, inst: newPolicyInstruments(c.tel, c.name), plain: plain}, nil
 }
 
 var (
@@ -92,7 +94,8 @@ func (p *Policy) run(ctx context.Context, op func(context.Context) error) error 
 	}
 	c := p.c
 	opCtx, span := p.inst.startOperation(ctx)
-	ran := telemetry.StartStopwatch(span.IsRecording() || p.inst.duration.Enabled(ctx))
+	w := watch{traced: span.IsRecording(), counting: p.inst.attempts.Enabled(ctx)}
+	ran := telemetry.StartStopwatch(w.traced || p.inst.duration.Enabled(ctx))
 	var deadline time.Time
 	if c.maxElapsed > 0 {
 		deadline = c.clock.Now().Add(c.maxElapsed)
@@ -103,11 +106,26 @@ func (p *Policy) run(ctx context.Context, op func(context.Context) error) error 
 		n    int   // calls of op
 	)
 	for {
-		called, err := p.attempt(opCtx, span, n+1, op)
+		var called bool
+		var err error
+		switch {
+		case n > 0 && ctx.Err() != nil:
+			// The first attempt is made whatever the state of ctx, as a
+			// call without a policy would be: the op sees ctx and answers
+			// for it. Later ones are not.
+			err = ctx.Err()
+		case p.plain && !w.traced: // the shortest path: nothing to guard or trace
+			called, err = true, op(opCtx)
+			if w.counting {
+				p.inst.attempted(ctx, err)
+			}
+		default:
+			called, err = p.attempt(opCtx, w, n+1, op)
+		}
 		if called {
 			n++
 			if err == nil {
-				p.inst.finish(ctx, span, ran, n, nil)
+				p.inst.finish(ctx, w, span, ran, n, nil)
 				return nil
 			}
 			last = unwrapped(err)
@@ -118,21 +136,19 @@ func (p *Policy) run(ctx context.Context, op func(context.Context) error) error 
 		}
 		if stop != nil {
 			failure := &Error{Attempts: n, Last: last, Cause: stop}
-			p.inst.finish(ctx, span, ran, n, failure)
+			p.inst.finish(ctx, w, span, ran, n, failure)
 			return failure
 		}
 		prev = delay
 	}
 }
 
-// attempt makes attempt number n, through the rate limit and the breaker
-// when the policy has them. called reports whether op was called; when it
-// was not, err says what refused the call.
-func (p *Policy) attempt(ctx context.Context, parent trace.Span, n int, op func(context.Context) error) (called bool, err error) {
+// attempt makes attempt number n through the rate limit, the breaker, the
+// budget, the attempt timeout and the attempt's span, as the policy has
+// them. called reports whether op was called; when it was not, err says
+// what refused the call.
+func (p *Policy) attempt(ctx context.Context, w watch, n int, op func(context.Context) error) (called bool, err error) {
 	c := p.c
-	if err := ctx.Err(); err != nil {
-		return false, err
-	}
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -147,7 +163,10 @@ func (p *Policy) attempt(ctx context.Context, parent trace.Span, n int, op func(
 			return false, err
 		}
 	}
-	ctx, span := p.inst.startAttempt(ctx, parent, n)
+	span := noSpan
+	if w.traced {
+		ctx, span = p.inst.startAttempt(ctx, n)
+	}
 	if c.attemptTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.attemptTimeout)
@@ -164,9 +183,13 @@ func (p *Policy) attempt(ctx context.Context, parent trace.Span, n int, op func(
 			c.budget.failed()
 		}
 	}
-	p.inst.attempted(ctx, err)
-	errs.Record(span, unwrapped(err)) // a failed attempt marks its own span only
-	span.End()
+	if w.counting {
+		p.inst.attempted(ctx, err)
+	}
+	if w.traced {
+		errs.Record(span, unwrapped(err)) // a failed attempt marks its own span only
+		span.End()
+	}
 	return true, err
 }
 
@@ -174,13 +197,13 @@ func (p *Policy) attempt(ctx context.Context, parent trace.Span, n int, op func(
 // long to wait before the next one.
 func (p *Policy) next(ctx context.Context, n int, called bool, prev time.Duration, deadline time.Time, err error) (delay time.Duration, stop error) {
 	c := p.c
-	var after *retryAfterError
+	after, hinted := retryAfter(err)
 	switch {
 	case !called:
 		return 0, err // the context, the breaker or the rate limit refused the call
 	case ctx.Err() != nil:
 		return 0, ctx.Err()
-	case errors.As(err, new(*permanentError)):
+	case isPermanent(err):
 		return 0, ErrPermanent
 	case c.retryIf != nil && !c.retryIf(unwrapped(err)):
 		return 0, ErrNotRetryable
@@ -189,8 +212,8 @@ func (p *Policy) next(ctx context.Context, n int, called bool, prev time.Duratio
 	case c.budget != nil && !c.budget.allowRetry():
 		p.inst.rejected(ctx)
 		return 0, ErrBudgetExhausted
-	case errors.As(err, &after):
-		delay = min(max(after.after, 0), c.maxRetryAfter)
+	case hinted:
+		delay = min(max(after, 0), c.maxRetryAfter)
 	default:
 		delay = max(c.backoff.Delay(n, prev, c.rand), 0)
 	}
@@ -199,3 +222,7 @@ func (p *Policy) next(ctx context.Context, n int, called bool, prev time.Duratio
 	}
 	return delay, nil
 }
+
+// watch is what an operation's telemetry needs, decided once per
+// operation: whether its spans record, whether its attempts are counted.
+type watch struct{ traced, counting bool }

@@ -71,33 +71,27 @@ func (in *policyInstruments) startOperation(ctx context.Context) (context.Contex
 	return in.tel.Tracer.Start(ctx, spanOperation, trace.WithAttributes(in.name))
 }
 
-// startAttempt starts an attempt's span under the operation's, when that
-// one records.
-func (in *policyInstruments) startAttempt(ctx context.Context, op trace.Span, n int) (context.Context, trace.Span) {
-	if !op.IsRecording() {
-		return ctx, noSpan
-	}
+// startAttempt starts attempt n's span, under the operation's in ctx.
+func (in *policyInstruments) startAttempt(ctx context.Context, n int) (context.Context, trace.Span) {
 	return in.tel.Tracer.Start(ctx, spanAttempt, trace.WithAttributes(keyAttempt.Int(n)))
 }
 
 // attempted counts an attempt by its outcome.
 func (in *policyInstruments) attempted(ctx context.Context, err error) {
-	if in.attempts.Enabled(ctx) {
-		o := telemetry.Outcome(err)
-		if o == telemetry.OutcomePanic {
-			o = telemetry.OutcomeError
-		}
-		in.attempts.Add(ctx, 1, in.byOutcome[o]...)
+	o := telemetry.Outcome(err)
+	if o == telemetry.OutcomePanic {
+		o = telemetry.OutcomeError
 	}
+	in.attempts.Add(ctx, 1, in.byOutcome[o]...)
 }
 
 // finish ends the operation: its span shows only the final outcome.
-func (in *policyInstruments) finish(ctx context.Context, span trace.Span, ran telemetry.Stopwatch, attempts int, err error) {
-	if span.IsRecording() {
+func (in *policyInstruments) finish(ctx context.Context, w watch, span trace.Span, ran telemetry.Stopwatch, attempts int, err error) {
+	if w.traced {
 		span.SetAttributes(keyCount.Int(attempts))
 		errs.Record(span, err)
+		span.End()
 	}
-	span.End()
 	if ran.Running() && in.duration.Enabled(ctx) {
 		if err == nil {
 			in.duration.Record(ctx, ran.Seconds(), in.okDuration...)
