@@ -187,7 +187,19 @@ func TestRecordSummarisesJoinedErrors(t *testing.T) {
 	errs.Record(span, errors.Join(nil, io.EOF))
 	span.End()
 	assert.Equal(t, "EOF", rec.Ended()[1].Status().Description, "a join of one error is that error")
+
+	_, span = tracer.Start(context.Background(), "multi")
+	errs.Record(span, multiError{io.EOF, io.ErrClosedPipe})
+	span.End()
+	assert.Equal(t, "EOF, then io: read/write on closed pipe", rec.Ended()[2].Status().Description,
+		"only errors.Join's errors are summarised; other types keep their own message")
 }
+
+// multiError wraps two errors and words them its own way.
+type multiError [2]error
+
+func (m multiError) Error() string   { return m[0].Error() + ", then " + m[1].Error() }
+func (m multiError) Unwrap() []error { return m[:] }
 
 func TestRecordContextErrors(t *testing.T) {
 	cases := map[error]string{

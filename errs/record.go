@@ -3,6 +3,7 @@ package errs
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strconv"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -110,13 +111,17 @@ func ErrorType(err error) attribute.KeyValue {
 }
 
 // firstJoined returns how many more errors follow the first of those joined
-// in err, and the first; for an error that is not a join of several, 0 and
-// err.
+// in err by errors.Join, and the first; for any other error, 0 and err.
+// Only errors.Join's own errors are summarised: another type that wraps
+// several errors (a retry's, holding its last error and its cause, say)
+// has a message of its own that says more.
 func firstJoined(err error) (more int, first error) {
-	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		if all := joined.Unwrap(); len(all) > 1 {
+	if reflect.TypeOf(err) == joinType {
+		if all := err.(interface{ Unwrap() []error }).Unwrap(); len(all) > 1 {
 			return len(all) - 1, all[0]
 		}
 	}
 	return 0, err
 }
+
+var joinType = reflect.TypeOf(errors.Join(errors.New("a"), errors.New("b")))

@@ -106,6 +106,7 @@ func TestFailedOperationSpanAndNoSpanUntraced(t *testing.T) {
 	}
 	require.NotNil(t, op)
 	assert.Equal(t, "Error", op.Status().Code.String())
+	assert.Equal(t, "retry: attempts exhausted after 2 attempt(s): unexpected EOF", op.Status().Description)
 	assert.Equal(t, "*errors.errorString", attrs(op.Attributes())["error.type"].AsString(), "the op's error's type, not the stop cause's")
 
 	r2 := newRecorders(t)
