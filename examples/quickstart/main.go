@@ -1,12 +1,17 @@
 // Command quickstart is a short tour of otelpatterns. It sets up the
 // OpenTelemetry SDK with a console exporter that prints each trace as a
-// tree, and runs two traced operations of a small shop:
+// tree, and runs the traced operations of a small shop:
 //
-//   - a checkout that asks three warehouses at once and then fails to charge
-//     the card: errs.Wrap stamps the failure with its code and trace, and
-//     errs.Record marks each span whose operation failed;
-//   - a receipt job with a bug that panics: errs.Try turns the panic into an
-//     error with its stack instead of a crash.
+//   - errs: a checkout that asks three warehouses at once and then fails to
+//     charge the card: errs.Wrap stamps the failure with its code and trace,
+//     and errs.Record marks each span whose operation failed;
+//   - errs: a receipt job with a bug that panics: errs.Try turns the panic
+//     into an error with its stack instead of a crash;
+//   - pool: a gallery rendered on a bounded worker pool, a batch in order
+//     and a single task whose span is a child of the request;
+//   - functional: prices looked up in parallel, in input order;
+//   - retry: a flaky inventory service that answers on the third attempt,
+//     each attempt in the trace.
 //
 // Run it from the module root:
 //
@@ -22,6 +27,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -29,6 +35,9 @@ import (
 
 	"github.com/otelpatterns/otelpatterns/errs"
 	"github.com/otelpatterns/otelpatterns/examples/internal/console"
+	"github.com/otelpatterns/otelpatterns/functional"
+	"github.com/otelpatterns/otelpatterns/pool"
+	"github.com/otelpatterns/otelpatterns/retry"
 )
 
 func main() {
@@ -61,7 +70,85 @@ func run(ctx context.Context, w io.Writer, opts ...console.Option) error {
 		return fmt.Errorf("want a panic error, got %v", err)
 	}
 	fmt.Fprintf(w, "\nThe error: %v (error.type %q, stack of %d bytes kept)\n", err, errs.Code(err), len(p.Stack))
+
+	fmt.Fprintln(w, "\n== 3. a gallery rendered on a worker pool ==")
+	if err := s.renderGallery(ctx, tp, []string{"a.jpg", "b.jpg", "c.jpg"}); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "\n== 4. prices looked up in parallel ==")
+	prices, err := s.lookUpPrices(ctx, tp, []string{"sku-1", "sku-2", "sku-3", "sku-4"})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "prices:", prices)
+
+	fmt.Fprintln(w, "\n== 5. a flaky inventory service, retried ==")
+	stock, err := s.checkInventory(ctx, tp, "sku-1")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "in stock:", stock)
 	return nil
+}
+
+// renderGallery makes thumbnails on a pool of 2 workers: a batch, whose
+// results come back in order, and one more image submitted on its own.
+func (s *shop) renderGallery(ctx context.Context, tp trace.TracerProvider, images []string) error {
+	thumbnails, err := pool.New(func(_ context.Context, image string) (string, error) {
+		return "thumb-" + image, nil
+	}, pool.WithWorkers(2), pool.WithName("thumbnails"), pool.WithTracerProvider(tp))
+	if err != nil {
+		return err
+	}
+	defer thumbnails.Close()
+
+	ctx, span := s.tracer.Start(ctx, "render-gallery")
+	defer span.End()
+	thumbs, err := thumbnails.Process(ctx, images) // one pool.process span
+	if err != nil {
+		return err
+	}
+	cover, err := thumbnails.Submit(ctx, "cover.jpg") // a pool.task span, child of render-gallery
+	if err != nil {
+		return err
+	}
+	c, err := cover.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	s.log.Info("gallery rendered", "thumbnails", thumbs, "cover", c)
+	return nil
+}
+
+// lookUpPrices asks the pricing service for each sku at once, two at a
+// time, and keeps the skus' order.
+func (s *shop) lookUpPrices(ctx context.Context, tp trace.TracerProvider, skus []string) ([]int, error) {
+	ctx, span := s.tracer.Start(ctx, "price-list")
+	defer span.End()
+	return functional.ParallelMap(ctx, skus, func(_ context.Context, sku string) (int, error) {
+		return 100 * int(sku[len(sku)-1]-'0'), nil
+	}, functional.WithConcurrency(2), functional.WithTracerProvider(tp))
+}
+
+// checkInventory calls an inventory service that fails twice before it
+// answers; the retry policy waits a little between attempts.
+func (s *shop) checkInventory(ctx context.Context, tp trace.TracerProvider, sku string) (int, error) {
+	policy, err := retry.New(retry.WithName("inventory"), retry.WithMaxAttempts(4),
+		retry.WithExponentialBackoff(time.Millisecond, 10*time.Millisecond, retry.FullJitter),
+		retry.WithTracerProvider(tp))
+	if err != nil {
+		return 0, err
+	}
+	ctx, span := s.tracer.Start(ctx, "reserve-stock", trace.WithAttributes(attribute.String("sku", sku)))
+	defer span.End()
+	calls := 0
+	return retry.Do(ctx, policy, func(ctx context.Context) (int, error) {
+		if calls++; calls < 3 {
+			return 0, errs.New(ctx, "inventory_unavailable", "inventory service busy")
+		}
+		return 12, nil
+	})
 }
 
 var errDeclined = errors.New("card declined")

@@ -28,6 +28,15 @@ func TestQuickstartPrintsTraceTrees(t *testing.T) {
 		"└─ send-receipt ERROR \"panic: runtime error: index out of range [2] with length 2\" order.id=order-41 error.type=panic\n",
 		"    code: payment_declined\n",
 		"errs.Code: payment_declined; errors.Is(err, errDeclined): true\n",
+		"├─ pool.process otelpatterns.pool.name=thumbnails otelpatterns.pool.batch.size=3\n",
+		"└─ pool.task otelpatterns.pool.name=thumbnails otelpatterns.pool.task.queue_wait=",
+		"└─ functional.parallel_map otelpatterns.functional.items=4 otelpatterns.functional.concurrency=2 otelpatterns.outcome=success\n",
+		"prices: [100 200 300 400]\n",
+		"└─ retry otelpatterns.retry.policy=inventory otelpatterns.retry.attempts=3\n",
+		"├─ retry.attempt ERROR \"inventory service busy\" otelpatterns.retry.attempt=1 error.type=inventory_unavailable\n",
+		"├─ retry.attempt ERROR \"inventory service busy\" otelpatterns.retry.attempt=2 error.type=inventory_unavailable\n",
+		"└─ retry.attempt otelpatterns.retry.attempt=3\n",
+		"in stock: 12\n",
 	} {
 		assert.Contains(t, got, want)
 	}
