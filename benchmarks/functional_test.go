@@ -11,6 +11,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelpatterns/otelpatterns/functional"
+	"github.com/otelpatterns/otelpatterns/internal/workload"
 )
 
 var (
@@ -20,17 +21,6 @@ var (
 )
 
 func double(x int) int { return 2 * x }
-
-// spin10us burns about 10µs of CPU on the development machine.
-func spin10us(x int) int {
-	v := uint64(x) | 1
-	for range 3300 {
-		v ^= v << 13
-		v ^= v >> 7
-		v ^= v << 17
-	}
-	return int(v & 1)
-}
 
 // BenchmarkMap maps 1e4 ints with a cheap function.
 func BenchmarkMap(b *testing.B) {
@@ -69,20 +59,20 @@ func BenchmarkParallelMap(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			sinkInts, _ = functional.ParallelMap(context.Background(), cpuItems,
-				func(_ context.Context, x int) (int, error) { return spin10us(x), nil }, opts...)
+				func(_ context.Context, x int) (int, error) { return workload.Spin10us(x), nil }, opts...)
 		}
 	})
 	b.Run("lib=conc", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			sinkInts = conciter.Map(cpuItems, func(x *int) int { return spin10us(*x) })
+			sinkInts = conciter.Map(cpuItems, func(x *int) int { return workload.Spin10us(*x) })
 		}
 	})
 	b.Run("lib=lo", func(b *testing.B) {
 		// lo/parallel starts a goroutine per item; it has no bound.
 		b.ReportAllocs()
 		for b.Loop() {
-			sinkInts = loparallel.Map(cpuItems, func(x int, _ int) int { return spin10us(x) })
+			sinkInts = loparallel.Map(cpuItems, func(x int, _ int) int { return workload.Spin10us(x) })
 		}
 	})
 	b.Run("lib=sequential", func(b *testing.B) {
@@ -90,7 +80,7 @@ func BenchmarkParallelMap(b *testing.B) {
 		for b.Loop() {
 			out := make([]int, len(cpuItems))
 			for i, x := range cpuItems {
-				out[i] = spin10us(x)
+				out[i] = workload.Spin10us(x)
 			}
 			sinkInts = out
 		}

@@ -25,7 +25,7 @@ func BenchmarkPoolGo(b *testing.B) {
 		// that Close's drain, not a WaitGroup per task, tells when all ran,
 		// as Wait does for conc and errgroup; a pool costs microseconds
 		// against the 1e5 tasks.
-		b.Run("lib=otelpatterns/"+w.name, func(b *testing.B) {
+		b.Run("lib=otelpatterns/"+w.Name, func(b *testing.B) {
 			opts := []pool.Option{pool.WithWorkers(benchWorkers),
 				pool.WithTracerProvider(tracenoop.NewTracerProvider()),
 				pool.WithMeterProvider(metricnoop.NewMeterProvider())}
@@ -38,7 +38,7 @@ func BenchmarkPoolGo(b *testing.B) {
 				}
 				for i := range inputs {
 					_ = p.Go(ctx, func(context.Context) error {
-						out[i] = w.fn(inputs[i])
+						out[i] = w.Fn(inputs[i])
 						return nil
 					})
 				}
@@ -46,19 +46,19 @@ func BenchmarkPoolGo(b *testing.B) {
 			}
 			perTask(b)
 		})
-		b.Run("lib=pond/"+w.name, func(b *testing.B) {
+		b.Run("lib=pond/"+w.Name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				p := pond.NewPool(benchWorkers)
 				for i := range inputs {
-					_ = p.Go(func() { out[i] = w.fn(inputs[i]) })
+					_ = p.Go(func() { out[i] = w.Fn(inputs[i]) })
 				}
 				p.StopAndWait()
 			}
 			perTask(b)
 		})
 		// ants has no drain-and-wait, so a WaitGroup tells when all ran.
-		b.Run("lib=ants/"+w.name, func(b *testing.B) {
+		b.Run("lib=ants/"+w.Name, func(b *testing.B) {
 			p, err := ants.NewPool(benchWorkers)
 			if err != nil {
 				b.Fatal(err)
@@ -70,7 +70,7 @@ func BenchmarkPoolGo(b *testing.B) {
 				wg.Add(benchTasks)
 				for i := range inputs {
 					_ = p.Submit(func() {
-						out[i] = w.fn(inputs[i])
+						out[i] = w.Fn(inputs[i])
 						wg.Done()
 					})
 				}
@@ -78,25 +78,25 @@ func BenchmarkPoolGo(b *testing.B) {
 			}
 			perTask(b)
 		})
-		b.Run("lib=conc/"+w.name, func(b *testing.B) {
+		b.Run("lib=conc/"+w.Name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				p := concpool.New().WithMaxGoroutines(benchWorkers)
 				for i := range inputs {
-					p.Go(func() { out[i] = w.fn(inputs[i]) })
+					p.Go(func() { out[i] = w.Fn(inputs[i]) })
 				}
 				p.Wait()
 			}
 			perTask(b)
 		})
-		b.Run("lib=errgroup/"+w.name, func(b *testing.B) {
+		b.Run("lib=errgroup/"+w.Name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				var g errgroup.Group
 				g.SetLimit(benchWorkers)
 				for i := range inputs {
 					g.Go(func() error {
-						out[i] = w.fn(inputs[i])
+						out[i] = w.Fn(inputs[i])
 						return nil
 					})
 				}
@@ -104,7 +104,7 @@ func BenchmarkPoolGo(b *testing.B) {
 			}
 			perTask(b)
 		})
-		b.Run("lib=handwritten/"+w.name, func(b *testing.B) {
+		b.Run("lib=handwritten/"+w.Name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				tasks := make(chan func(), 1024)
@@ -117,7 +117,7 @@ func BenchmarkPoolGo(b *testing.B) {
 					})
 				}
 				for i := range inputs {
-					tasks <- func() { out[i] = w.fn(inputs[i]) }
+					tasks <- func() { out[i] = w.Fn(inputs[i]) }
 				}
 				close(tasks)
 				wg.Wait()
@@ -130,8 +130,8 @@ func BenchmarkPoolGo(b *testing.B) {
 // BenchmarkPoolOrdered maps benchTasks inputs to outputs kept in input order.
 func BenchmarkPoolOrdered(b *testing.B) {
 	for _, w := range workloads {
-		b.Run("lib=otelpatterns/"+w.name, func(b *testing.B) {
-			p, err := pool.New(func(_ context.Context, x int) (int, error) { return w.fn(x), nil },
+		b.Run("lib=otelpatterns/"+w.Name, func(b *testing.B) {
+			p, err := pool.New(func(_ context.Context, x int) (int, error) { return w.Fn(x), nil },
 				pool.WithWorkers(benchWorkers),
 				pool.WithTracerProvider(tracenoop.NewTracerProvider()),
 				pool.WithMeterProvider(metricnoop.NewMeterProvider()))
@@ -147,11 +147,11 @@ func BenchmarkPoolOrdered(b *testing.B) {
 			}
 			perTask(b)
 		})
-		b.Run("lib=ants/"+w.name, func(b *testing.B) {
+		b.Run("lib=ants/"+w.Name, func(b *testing.B) {
 			out := make([]int, benchTasks)
 			var wg sync.WaitGroup
 			p, err := ants.NewPoolWithFuncGeneric(benchWorkers, func(i int) {
-				out[i] = w.fn(inputs[i])
+				out[i] = w.Fn(inputs[i])
 				wg.Done()
 			})
 			if err != nil {
@@ -168,7 +168,7 @@ func BenchmarkPoolOrdered(b *testing.B) {
 			}
 			perTask(b)
 		})
-		b.Run("lib=handwritten/"+w.name, func(b *testing.B) {
+		b.Run("lib=handwritten/"+w.Name, func(b *testing.B) {
 			out := make([]int, benchTasks)
 			b.ReportAllocs()
 			for b.Loop() {
@@ -177,7 +177,7 @@ func BenchmarkPoolOrdered(b *testing.B) {
 				for range benchWorkers {
 					wg.Go(func() {
 						for i := range idx {
-							out[i] = w.fn(inputs[i])
+							out[i] = w.Fn(inputs[i])
 						}
 					})
 				}
@@ -196,8 +196,8 @@ func BenchmarkPoolOrdered(b *testing.B) {
 // waits for every result.
 func BenchmarkPoolFutures(b *testing.B) {
 	for _, w := range workloads {
-		b.Run("lib=otelpatterns/"+w.name, func(b *testing.B) {
-			p, err := pool.New(func(_ context.Context, x int) (int, error) { return w.fn(x), nil },
+		b.Run("lib=otelpatterns/"+w.Name, func(b *testing.B) {
+			p, err := pool.New(func(_ context.Context, x int) (int, error) { return w.Fn(x), nil },
 				pool.WithWorkers(benchWorkers),
 				pool.WithTracerProvider(tracenoop.NewTracerProvider()),
 				pool.WithMeterProvider(metricnoop.NewMeterProvider()))
@@ -218,14 +218,14 @@ func BenchmarkPoolFutures(b *testing.B) {
 			}
 			perTask(b)
 		})
-		b.Run("lib=pond/"+w.name, func(b *testing.B) {
+		b.Run("lib=pond/"+w.Name, func(b *testing.B) {
 			p := pond.NewResultPool[int](benchWorkers)
 			defer p.StopAndWait()
 			futs := make([]pond.ResultTask[int], benchTasks)
 			b.ReportAllocs()
 			for b.Loop() {
 				for i, x := range inputs {
-					futs[i] = p.Submit(func() int { return w.fn(x) })
+					futs[i] = p.Submit(func() int { return w.Fn(x) })
 				}
 				for _, f := range futs {
 					_, _ = f.Wait()

@@ -2,45 +2,22 @@ package benchmarks
 
 import (
 	"testing"
+
+	"github.com/otelpatterns/otelpatterns/internal/workload"
 )
 
-// The pool workloads, identical for every library: benchTasks tasks on
-// benchWorkers workers, each a no-op or about a microsecond of CPU.
+// The pool workloads, identical for every library and for the pool's own
+// benchmarks: benchTasks tasks on benchWorkers workers, each a no-op or
+// about a microsecond of CPU.
 const (
-	benchTasks   = 100_000
-	benchWorkers = 4
+	benchTasks   = workload.PoolTasks
+	benchWorkers = workload.PoolWorkers
 )
 
-type workload struct {
-	name string
-	fn   func(int) int
-}
-
-var workloads = []workload{
-	{"noop", func(x int) int { return x }},
-	{"cpu1us", spin},
-}
-
-// spin burns about a microsecond of CPU on the development machine.
-func spin(x int) int {
-	v := uint64(x) | 1
-	for range 330 {
-		v ^= v << 13
-		v ^= v >> 7
-		v ^= v << 17
-	}
-	return int(v & 1)
-}
-
-var inputs = func() []int {
-	in := make([]int, benchTasks)
-	for i := range in {
-		in[i] = i
-	}
-	return in
-}()
+var (
+	workloads = workload.Tasks
+	inputs    = workload.Ints(benchTasks)
+)
 
 // perTask reports the time per task, the figure the README's table shows.
-func perTask(b *testing.B) {
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchTasks, "ns/task")
-}
+func perTask(b *testing.B) { workload.PerItem(b, benchTasks) }

@@ -9,15 +9,10 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelpatterns/otelpatterns/functional"
+	"github.com/otelpatterns/otelpatterns/internal/workload"
 )
 
-var ints = func() []int {
-	s := make([]int, 10_000)
-	for i := range s {
-		s[i] = i
-	}
-	return s
-}()
+var ints = workload.Ints(10_000)
 
 var sinkInts []int
 
@@ -94,22 +89,11 @@ func BenchmarkMapSeq(b *testing.B) {
 	})
 }
 
-// spin10us burns about 10µs of CPU on the development machine.
-func spin10us(x int) int {
-	v := uint64(x) | 1
-	for range 3300 {
-		v ^= v << 13
-		v ^= v >> 7
-		v ^= v << 17
-	}
-	return int(v & 1)
-}
-
 // BenchmarkParallelMap runs a 10µs CPU-bound fn over 1000 items, in
 // parallel with telemetry off, and sequentially.
 func BenchmarkParallelMap(b *testing.B) {
 	items := ints[:1000]
-	fn := func(_ context.Context, x int) (int, error) { return spin10us(x), nil }
+	fn := func(_ context.Context, x int) (int, error) { return workload.Spin10us(x), nil }
 	b.Run("impl=sequential", func(b *testing.B) {
 		for b.Loop() {
 			sinkInts, _ = functional.MapErr(context.Background(), items, fn)

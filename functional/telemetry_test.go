@@ -7,41 +7,23 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/otelpatterns/otelpatterns/functional"
 	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
 )
 
 type recorders struct {
-	rec  *tracetest.SpanRecorder
-	rd   *sdkmetric.ManualReader
+	telemetrytest.Recorders
 	opts []functional.Option
 }
 
 func newRecorders(t *testing.T) recorders {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	rd := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
-	t.Cleanup(func() {
-		_ = tp.Shutdown(context.Background())
-		_ = mp.Shutdown(context.Background())
-	})
-	return recorders{rec, rd, []functional.Option{functional.WithTracerProvider(tp), functional.WithMeterProvider(mp)}}
+	r := telemetrytest.NewRecorders(t)
+	return recorders{r, []functional.Option{functional.WithTracerProvider(r.TracerProvider), functional.WithMeterProvider(r.MeterProvider)}}
 }
 
-func attrsOf(kvs []attribute.KeyValue) map[string]attribute.Value {
-	m := map[string]attribute.Value{}
-	for _, kv := range kvs {
-		m[string(kv.Key)] = kv.Value
-	}
-	return m
-}
+var attrsOf = telemetrytest.Attrs
 
 func TestParallelSpan(t *testing.T) {
 	r := newRecorders(t)
@@ -51,7 +33,7 @@ func TestParallelSpan(t *testing.T) {
 	_, err = functional.ParallelMap(bg, []int{1, 2}, func(context.Context, int) (int, error) { return 0, errors.New("bad") }, opts...)
 	require.Error(t, err)
 
-	spans := r.rec.Ended()
+	spans := r.Spans.Ended()
 	require.Len(t, spans, 2, "one span per call, a root one when ctx has none")
 	ok := attrsOf(spans[0].Attributes())
 	assert.Equal(t, "functional.parallel_map", spans[0].Name())
@@ -70,14 +52,14 @@ func TestSequentialSpanIsOptIn(t *testing.T) {
 	r := newRecorders(t)
 	_, err := functional.Map(bg, []int{1, 2}, func(x int) int { return x }, r.opts...)
 	require.NoError(t, err)
-	assert.Empty(t, r.rec.Ended(), "no span without WithSpan")
+	assert.Empty(t, r.Spans.Ended(), "no span without WithSpan")
 
 	_, err = functional.Map(bg, []int{1, 2}, func(x int) int { return x }, append(r.opts, functional.WithSpan())...)
 	require.NoError(t, err)
 	_, err = functional.Reduce(bg, []int{1, 2}, 0, func(a, x int) int { return a + x }, append(r.opts, functional.WithSpan())...)
 	require.NoError(t, err)
 	names := []string{}
-	for _, s := range r.rec.Ended() {
+	for _, s := range r.Spans.Ended() {
 		names = append(names, s.Name())
 	}
 	assert.Equal(t, []string{"functional.map", "functional.reduce"}, names)
@@ -88,7 +70,7 @@ func TestDurationMetric(t *testing.T) {
 	_ = functional.ParallelForEach(bg, []int{1, 2}, func(context.Context, int) error { return nil }, r.opts...)
 	_ = functional.ParallelForEach(bg, []int{1}, func(context.Context, int) error { return context.Canceled }, r.opts...)
 	var rm metricdata.ResourceMetrics
-	require.NoError(t, r.rd.Collect(context.Background(), &rm))
+	require.NoError(t, r.Reader.Collect(context.Background(), &rm))
 	m := rm.ScopeMetrics[0].Metrics[0]
 	assert.Equal(t, "otelpatterns.functional.duration", m.Name)
 	assert.Equal(t, "s", m.Unit)
@@ -120,7 +102,7 @@ func TestTelemetryReference(t *testing.T) {
 	_, _ = functional.Map(bg, []int{1}, func(x int) int { return x }, withSpan...)
 	_, _ = functional.Filter(bg, []int{1}, func(int) bool { return true }, withSpan...)
 	_, _ = functional.Reduce(bg, []int{1}, 0, func(a, x int) int { return a + x }, withSpan...)
-	emitted := telemetrytest.Collect(t, r.rec, r.rd)
+	emitted := telemetrytest.Collect(t, r.Spans, r.Reader)
 	telemetrytest.Check(t, "functional", emitted)
 }
 

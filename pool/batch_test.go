@@ -177,9 +177,9 @@ func TestBatchSpanSummarisesErrors(t *testing.T) {
 	p := mustNew(t, func(_ context.Context, x int) (int, error) { return 0, fmt.Errorf("bad %d", x) }, r.options(pool.WithWorkers(1))...)
 	_, err := p.Process(context.Background(), []int{1, 2, 3}, pool.CollectAll())
 	require.Error(t, err)
-	assert.Equal(t, "bad 1 (and 2 more)", r.spans("pool.process")[0].Status().Description)
+	assert.Equal(t, "bad 1 (and 2 more)", r.Ended("pool.process")[0].Status().Description)
 
 	for range p.ProcessSeq(context.Background(), slices.Values([]int{4, 5}), pool.CollectAll()) {
 	}
-	assert.Equal(t, "bad 4 (and 1 more)", r.spans("pool.process")[1].Status().Description)
+	assert.Equal(t, "bad 4 (and 1 more)", r.Ended("pool.process")[1].Status().Description)
 }

@@ -12,46 +12,23 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/otelpatterns/otelpatterns/internal/workload"
 	"github.com/otelpatterns/otelpatterns/pool"
 )
 
 // The workloads of the pool's performance targets: 1e5 tasks on 4 workers,
 // each a no-op or about a microsecond of CPU.
 const (
-	benchTasks   = 100_000
-	benchWorkers = 4
+	benchTasks   = workload.PoolTasks
+	benchWorkers = workload.PoolWorkers
 )
 
-var workloads = []struct {
-	name string
-	fn   func(int) int
-}{
-	{"noop", func(x int) int { return x }},
-	{"cpu1us", spin},
-}
+var (
+	workloads = workload.Tasks
+	inputs    = workload.Ints(benchTasks)
+)
 
-// spin burns about a microsecond of CPU on the development machine.
-func spin(x int) int {
-	v := uint64(x) | 1
-	for range 330 {
-		v ^= v << 13
-		v ^= v >> 7
-		v ^= v << 17
-	}
-	return int(v & 1)
-}
-
-var inputs = func() []int {
-	in := make([]int, benchTasks)
-	for i := range in {
-		in[i] = i
-	}
-	return in
-}()
-
-func perTask(b *testing.B) {
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchTasks, "ns/task")
-}
+func perTask(b *testing.B) { workload.PerItem(b, benchTasks) }
 
 func offOptions() []pool.Option {
 	return []pool.Option{
@@ -74,7 +51,7 @@ func newPool(b *testing.B, fn func(int) int, opts ...pool.Option) *pool.WorkerPo
 func BenchmarkBaseline(b *testing.B) {
 	for _, w := range workloads {
 		// Workers take indices from a channel and write out[i].
-		b.Run("index/"+w.name, func(b *testing.B) {
+		b.Run("index/"+w.Name, func(b *testing.B) {
 			b.ReportAllocs()
 			out := make([]int, benchTasks)
 			for b.Loop() {
@@ -83,7 +60,7 @@ func BenchmarkBaseline(b *testing.B) {
 				for range benchWorkers {
 					wg.Go(func() {
 						for i := range idx {
-							out[i] = w.fn(inputs[i])
+							out[i] = w.Fn(inputs[i])
 						}
 					})
 				}
@@ -96,7 +73,7 @@ func BenchmarkBaseline(b *testing.B) {
 			perTask(b)
 		})
 		// Workers take tasks with a future each; the caller waits on all.
-		b.Run("futures/"+w.name, func(b *testing.B) {
+		b.Run("futures/"+w.Name, func(b *testing.B) {
 			type future struct {
 				done chan struct{}
 				out  int
@@ -113,7 +90,7 @@ func BenchmarkBaseline(b *testing.B) {
 				for range benchWorkers {
 					wg.Go(func() {
 						for t := range tasks {
-							t.fut.out = w.fn(t.in)
+							t.fut.out = w.Fn(t.in)
 							close(t.fut.done)
 						}
 					})
@@ -136,8 +113,8 @@ func BenchmarkBaseline(b *testing.B) {
 
 func BenchmarkProcess(b *testing.B) {
 	for _, w := range workloads {
-		b.Run("off/"+w.name, func(b *testing.B) {
-			p := newPool(b, w.fn, offOptions()...)
+		b.Run("off/"+w.Name, func(b *testing.B) {
+			p := newPool(b, w.Fn, offOptions()...)
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := p.Process(context.Background(), inputs); err != nil {
@@ -151,8 +128,8 @@ func BenchmarkProcess(b *testing.B) {
 
 func BenchmarkGo(b *testing.B) {
 	for _, w := range workloads {
-		b.Run("off/"+w.name, func(b *testing.B) {
-			p := newPool(b, w.fn, offOptions()...)
+		b.Run("off/"+w.Name, func(b *testing.B) {
+			p := newPool(b, w.Fn, offOptions()...)
 			out := make([]int, benchTasks)
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -161,7 +138,7 @@ func BenchmarkGo(b *testing.B) {
 				wg.Add(benchTasks)
 				for i, x := range inputs {
 					_ = p.Go(ctx, func(context.Context) error {
-						out[i] = w.fn(x)
+						out[i] = w.Fn(x)
 						wg.Done()
 						return nil
 					})
@@ -175,8 +152,8 @@ func BenchmarkGo(b *testing.B) {
 
 func BenchmarkSubmitWait(b *testing.B) {
 	for _, w := range workloads {
-		b.Run("off/"+w.name, func(b *testing.B) {
-			p := newPool(b, w.fn, offOptions()...)
+		b.Run("off/"+w.Name, func(b *testing.B) {
+			p := newPool(b, w.Fn, offOptions()...)
 			futs := make([]*pool.Future[int], benchTasks)
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -206,7 +183,7 @@ func BenchmarkSDK(b *testing.B) {
 	}
 	b.Run("pool/submit", func(b *testing.B) {
 		tp := newTP(b)
-		p := newPool(b, workloads[0].fn, pool.WithWorkers(benchWorkers), pool.WithTracerProvider(tp),
+		p := newPool(b, workloads[0].Fn, pool.WithWorkers(benchWorkers), pool.WithTracerProvider(tp),
 			pool.WithMeterProvider(metricnoop.NewMeterProvider()))
 		ctx, parent := tp.Tracer("bench").Start(context.Background(), "parent")
 		defer parent.End()

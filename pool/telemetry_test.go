@@ -9,81 +9,38 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/otelpatterns/pool"
 )
 
-type recorders struct {
-	tp  *sdktrace.TracerProvider
-	rec *tracetest.SpanRecorder
-	mp  *sdkmetric.MeterProvider
-	rd  *sdkmetric.ManualReader
-}
+type recorders struct{ telemetrytest.Recorders }
 
-func newRecorders(t *testing.T) recorders {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	rd := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
-	t.Cleanup(func() {
-		_ = tp.Shutdown(context.Background())
-		_ = mp.Shutdown(context.Background())
-	})
-	return recorders{tp, rec, mp, rd}
-}
+func newRecorders(t *testing.T) recorders { return recorders{telemetrytest.NewRecorders(t)} }
 
 func (r recorders) options(extra ...pool.Option) []pool.Option {
-	return append([]pool.Option{pool.WithTracerProvider(r.tp), pool.WithMeterProvider(r.mp), pool.WithName("images")}, extra...)
-}
-
-func (r recorders) spans(name string) []sdktrace.ReadOnlySpan {
-	var out []sdktrace.ReadOnlySpan
-	for _, s := range r.rec.Ended() {
-		if s.Name() == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func (r recorders) metrics(t *testing.T) map[string]metricdata.Metrics {
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, r.rd.Collect(context.Background(), &rm))
-	out := map[string]metricdata.Metrics{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			out[m.Name] = m
-		}
-	}
-	return out
+	return append([]pool.Option{pool.WithTracerProvider(r.TracerProvider), pool.WithMeterProvider(r.MeterProvider), pool.WithName("images")}, extra...)
 }
 
 func attr(kvs []attribute.KeyValue, key string) (attribute.Value, bool) {
-	for _, kv := range kvs {
-		if string(kv.Key) == key {
-			return kv.Value, true
-		}
-	}
-	return attribute.Value{}, false
+	v, ok := telemetrytest.Attrs(kvs)[key]
+	return v, ok
 }
 
 func TestTaskSpanIsChildOfSubmitter(t *testing.T) {
 	r := newRecorders(t)
 	p := mustNew(t, double, r.options(pool.WithWorkers(2))...)
-	ctx, parent := r.tp.Tracer("test").Start(context.Background(), "request")
+	ctx, parent := r.TracerProvider.Tracer("test").Start(context.Background(), "request")
 	f, err := p.Submit(ctx, 1)
 	require.NoError(t, err)
 	_, err = f.Wait(ctx)
 	require.NoError(t, err)
 	parent.End()
 
-	tasks := r.spans("pool.task")
+	tasks := r.Ended("pool.task")
 	require.Len(t, tasks, 1)
 	s := tasks[0]
 	assert.Equal(t, parent.SpanContext().SpanID(), s.Parent().SpanID(), "parented to the Submit ctx, not the worker's")
@@ -110,15 +67,15 @@ func TestNoTaskSpanWithoutRecordingParent(t *testing.T) {
 	require.NoError(t, p.Go(ctx, func(context.Context) error { return nil }))
 	require.NoError(t, p.Close())
 	span.End()
-	assert.Empty(t, r.rec.Started(), "fine-grained spans need a recording parent")
+	assert.Empty(t, r.Spans.Started(), "fine-grained spans need a recording parent")
 
 	r2 := newRecorders(t)
 	p2 := mustNew(t, double, r2.options(pool.WithRootSpans())...)
 	f, err = p2.Submit(context.Background(), 1)
 	require.NoError(t, err)
 	_, _ = f.Wait(context.Background())
-	require.Len(t, r2.spans("pool.task"), 1, "WithRootSpans traces every task")
-	assert.False(t, r2.spans("pool.task")[0].Parent().IsValid())
+	require.Len(t, r2.Ended("pool.task"), 1, "WithRootSpans traces every task")
+	assert.False(t, r2.Ended("pool.task")[0].Parent().IsValid())
 }
 
 func TestTaskFailureIsRecorded(t *testing.T) {
@@ -130,7 +87,7 @@ func TestTaskFailureIsRecorded(t *testing.T) {
 	require.Error(t, err)
 	require.NoError(t, p.Close())
 
-	s := r.spans("pool.task")[0]
+	s := r.Ended("pool.task")[0]
 	assert.Equal(t, "Error", s.Status().Code.String())
 	assert.Equal(t, "decode failed", s.Status().Description)
 	et, ok := attr(s.Attributes(), "error.type")
@@ -143,17 +100,17 @@ func TestProcessSpans(t *testing.T) {
 	p := mustNew(t, double, r.options(pool.WithWorkers(2))...)
 	_, err := p.Process(context.Background(), []int{1, 2, 3})
 	require.NoError(t, err)
-	batches := r.spans("pool.process")
+	batches := r.Ended("pool.process")
 	require.Len(t, batches, 1, "a batch always has its span, a root one here")
 	size, _ := attr(batches[0].Attributes(), "otelpatterns.pool.batch.size")
 	assert.EqualValues(t, 3, size.AsInt64())
-	assert.Empty(t, r.spans("pool.task"), "no per-item spans unless asked for")
+	assert.Empty(t, r.Ended("pool.task"), "no per-item spans unless asked for")
 
 	_, err = p.Process(context.Background(), []int{1, 2, 3}, pool.WithItemSpans())
 	require.NoError(t, err)
-	items := r.spans("pool.task")
+	items := r.Ended("pool.task")
 	require.Len(t, items, 3)
-	batch := r.spans("pool.process")[1]
+	batch := r.Ended("pool.process")[1]
 	for _, it := range items {
 		assert.Equal(t, batch.SpanContext().SpanID(), it.Parent().SpanID())
 	}
@@ -196,7 +153,7 @@ func TestMetrics(t *testing.T) {
 	_, err = p.TrySubmit(context.Background(), 4)
 	require.ErrorIs(t, err, pool.ErrQueueFull)
 
-	m := r.metrics(t)
+	m := r.Metrics(t)
 	for name, want := range map[string]int64{"otelpatterns.pool.queue.length": 1, "otelpatterns.pool.workers.busy": 1} {
 		dps := m[name].Data.(metricdata.Sum[int64]).DataPoints
 		require.Len(t, dps, 1, name)
@@ -206,7 +163,7 @@ func TestMetrics(t *testing.T) {
 	close(b.release)
 	require.NoError(t, p.Close())
 
-	m = r.metrics(t)
+	m = r.Metrics(t)
 	assert.Equal(t, map[string]int64{"success": 4, "error": 1, "panic": 1, "dropped": 1}, sumByOutcome(m["otelpatterns.pool.tasks"]))
 
 	dur := m["otelpatterns.pool.task.duration"]
@@ -243,14 +200,14 @@ func TestTelemetryReference(t *testing.T) {
 		return x, nil
 	}, r.options(pool.WithWorkers(1), pool.WithQueueSize(0))...)
 	require.NoError(t, err)
-	ctx, parent := r.tp.Tracer("test").Start(context.Background(), "request")
+	ctx, parent := r.TracerProvider.Tracer("test").Start(context.Background(), "request")
 	f, err := p.Submit(ctx, -1)
 	require.NoError(t, err)
 	_, _ = f.Wait(ctx)
 	_, _ = p.Process(ctx, []int{1, 2})
 	_, _ = p.TrySubmit(ctx, 1) // no idle worker may be waiting: dropped or not, both are fine
-	emitted := telemetrytest.Collect(t, r.rec, nil)
-	more := telemetrytest.Collect(t, nil, r.rd)
+	emitted := telemetrytest.Collect(t, r.Spans, nil)
+	more := telemetrytest.Collect(t, nil, r.Reader)
 	require.NoError(t, p.Close())
 	parent.End()
 	for k, v := range more {

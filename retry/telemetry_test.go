@@ -7,54 +7,30 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel/attribute"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/otelpatterns/retry"
 )
 
-type recorders struct {
-	tp  *sdktrace.TracerProvider
-	rec *tracetest.SpanRecorder
-	mp  *sdkmetric.MeterProvider
-	rd  *sdkmetric.ManualReader
-}
+type recorders struct{ telemetrytest.Recorders }
 
-func newRecorders(t *testing.T) recorders {
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	rd := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd))
-	t.Cleanup(func() {
-		_ = tp.Shutdown(context.Background())
-		_ = mp.Shutdown(context.Background())
-	})
-	return recorders{tp, rec, mp, rd}
-}
+func newRecorders(t *testing.T) recorders { return recorders{telemetrytest.NewRecorders(t)} }
 
 func (r recorders) policy(t *testing.T, opts ...retry.Option) *retry.Policy {
-	return mustPolicy(t, append([]retry.Option{retry.WithTracerProvider(r.tp), retry.WithMeterProvider(r.mp),
+	return mustPolicy(t, append([]retry.Option{retry.WithTracerProvider(r.TracerProvider), retry.WithMeterProvider(r.MeterProvider),
 		retry.WithName("payments"), retry.WithClock(newClock())}, opts...)...)
 }
 
-func attrs(kvs []attribute.KeyValue) map[string]attribute.Value {
-	m := map[string]attribute.Value{}
-	for _, kv := range kvs {
-		m[string(kv.Key)] = kv.Value
-	}
-	return m
-}
+var attrs = telemetrytest.Attrs
 
 func TestSpansPerOperationAndAttempt(t *testing.T) {
 	r := newRecorders(t)
 	p := r.policy(t, retry.WithMaxAttempts(3))
-	ctx, parent := r.tp.Tracer("test").Start(bg, "request")
+	ctx, parent := r.TracerProvider.Tracer("test").Start(bg, "request")
 	calls := 0
 	err := retry.Run(ctx, p, func(context.Context) error {
 		if calls++; calls < 3 {
@@ -67,7 +43,7 @@ func TestSpansPerOperationAndAttempt(t *testing.T) {
 
 	var op sdktrace.ReadOnlySpan
 	var attempts []sdktrace.ReadOnlySpan
-	for _, s := range r.rec.Ended() {
+	for _, s := range r.Spans.Ended() {
 		switch s.Name() {
 		case "retry":
 			op = s
@@ -95,11 +71,11 @@ func TestSpansPerOperationAndAttempt(t *testing.T) {
 func TestFailedOperationSpanAndNoSpanUntraced(t *testing.T) {
 	r := newRecorders(t)
 	p := r.policy(t, retry.WithMaxAttempts(2))
-	ctx, parent := r.tp.Tracer("test").Start(bg, "request")
+	ctx, parent := r.TracerProvider.Tracer("test").Start(bg, "request")
 	_ = retry.Run(ctx, p, func(context.Context) error { return io.ErrUnexpectedEOF })
 	parent.End()
 	var op sdktrace.ReadOnlySpan
-	for _, s := range r.rec.Ended() {
+	for _, s := range r.Spans.Ended() {
 		if s.Name() == "retry" {
 			op = s
 		}
@@ -116,11 +92,11 @@ func TestFailedOperationSpanAndNoSpanUntraced(t *testing.T) {
 	uctx, unsampled := never.Tracer("t").Start(bg, "unsampled")
 	_ = retry.Run(uctx, p2, func(context.Context) error { return nil })
 	unsampled.End()
-	assert.Empty(t, r2.rec.Started(), "fine-grained: no span without a recording parent")
+	assert.Empty(t, r2.Spans.Started(), "fine-grained: no span without a recording parent")
 
 	p3 := r2.policy(t, retry.WithRootSpans())
 	_ = retry.Run(bg, p3, func(context.Context) error { return nil })
-	assert.Len(t, r2.rec.Ended(), 2, "WithRootSpans: the operation and its attempt")
+	assert.Len(t, r2.Spans.Ended(), 2, "WithRootSpans: the operation and its attempt")
 }
 
 func TestMetrics(t *testing.T) {
@@ -132,7 +108,7 @@ func TestMetrics(t *testing.T) {
 	_ = retry.Run(bg, p, func(context.Context) error { return io.EOF }) // one attempt, then the budget refuses
 
 	var rm metricdata.ResourceMetrics
-	require.NoError(t, r.rd.Collect(bg, &rm))
+	require.NoError(t, r.Reader.Collect(bg, &rm))
 	got := map[string]metricdata.Metrics{}
 	for _, m := range rm.ScopeMetrics[0].Metrics {
 		got[m.Name] = m
@@ -158,12 +134,12 @@ func TestBreakerMetrics(t *testing.T) {
 	r := newRecorders(t)
 	clk := newClock()
 	b, err := retry.NewBreaker(retry.TripAfter(1), retry.BreakerName("ledger"), retry.BreakerClock(clk),
-		retry.BreakerTracerProvider(r.tp), retry.BreakerMeterProvider(r.mp))
+		retry.BreakerTracerProvider(r.TracerProvider), retry.BreakerMeterProvider(r.MeterProvider))
 	require.NoError(t, err)
 	_ = b.Execute(bg, fail)
 
 	var rm metricdata.ResourceMetrics
-	require.NoError(t, r.rd.Collect(bg, &rm))
+	require.NoError(t, r.Reader.Collect(bg, &rm))
 	states := map[string]int64{}
 	var transitions int64
 	for _, m := range rm.ScopeMetrics[0].Metrics {
@@ -185,7 +161,7 @@ func TestBreakerMetrics(t *testing.T) {
 
 	require.NoError(t, b.Close())
 	rm = metricdata.ResourceMetrics{}
-	require.NoError(t, r.rd.Collect(bg, &rm))
+	require.NoError(t, r.Reader.Collect(bg, &rm))
 	for _, m := range rm.ScopeMetrics[0].Metrics {
 		if m.Name == "otelpatterns.breaker.state" {
 			assert.Empty(t, m.Data.(metricdata.Sum[int64]).DataPoints, "not observed after Close")
@@ -196,16 +172,16 @@ func TestBreakerMetrics(t *testing.T) {
 func TestTelemetryReference(t *testing.T) {
 	r := newRecorders(t)
 	budget, _ := retry.NewBudget(2, 0.1, nil)
-	b, err := retry.NewBreaker(retry.TripAfter(1), retry.BreakerMeterProvider(r.mp), retry.BreakerClock(newClock()))
+	b, err := retry.NewBreaker(retry.TripAfter(1), retry.BreakerMeterProvider(r.MeterProvider), retry.BreakerClock(newClock()))
 	require.NoError(t, err)
 	defer b.Close()
 	p := r.policy(t, retry.WithMaxAttempts(3), retry.WithBudget(budget))
-	ctx, parent := r.tp.Tracer("test").Start(bg, "request")
+	ctx, parent := r.TracerProvider.Tracer("test").Start(bg, "request")
 	_ = retry.Run(ctx, p, func(context.Context) error { return io.EOF })
 	_ = retry.Run(ctx, p, func(context.Context) error { return nil })
 	_ = b.Execute(bg, fail)
 	parent.End()
-	emitted := telemetrytest.Collect(t, r.rec, r.rd)
+	emitted := telemetrytest.Collect(t, r.Spans, r.Reader)
 	delete(emitted[telemetrytest.Span], "request")
 	telemetrytest.Check(t, "retry", emitted)
 }

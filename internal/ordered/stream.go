@@ -233,12 +233,17 @@ func (s *Stream[In, Out]) yield(yield func(Out, error) bool, r result[Out]) bool
 }
 
 // unfinished is the error to yield when every runner has ended but the
-// sequence was not read to its end.
+// sequence was not read to its end: the context's, when it ended (runners
+// stop on it, so the results may close before the consumer sees it), or
+// why the runners never ran.
 func (s *Stream[In, Out]) unfinished() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.exhausted {
 		return nil
+	}
+	if err := s.parent.Err(); err != nil {
+		return err
 	}
 	if s.abandoned != nil {
 		return s.abandoned
