@@ -36,6 +36,10 @@ func (p *WorkerPool[In, Out]) Process(ctx context.Context, items []In, opts ...B
 	if len(items) == 0 {
 		return []Out{}, nil
 	}
+	if p.isClosed() {
+		errs.Record(span, ErrClosed)
+		return nil, ErrClosed
+	}
 	itemCtx, stop := p.itemContext(ctx)
 	defer stop()
 
@@ -69,6 +73,12 @@ func (p *WorkerPool[In, Out]) ProcessSeq(ctx context.Context, seq iter.Seq[In], 
 		}
 		ctx, span := p.inst.tel.Tracer.Start(ctx, spanProcess, trace.WithAttributes(p.inst.name))
 		defer span.End()
+		if p.isClosed() {
+			errs.Record(span, ErrClosed)
+			var zero Out
+			yield(zero, ErrClosed)
+			return
+		}
 		itemCtx, stop := p.itemContext(ctx)
 		defer stop()
 

@@ -190,6 +190,15 @@ func (p *WorkerPool[In, Out]) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// isClosed reports whether the intake is closed. A batch checks it first:
+// once closed, the pool's base context is cancelled too, and a batch would
+// otherwise report that instead of ErrClosed.
+func (p *WorkerPool[In, Out]) isClosed() bool {
+	p.intake.RLock()
+	defer p.intake.RUnlock()
+	return p.closed
+}
+
 // shut closes the intake and then the queue, once.
 func (p *WorkerPool[In, Out]) shut() {
 	p.closeOnce.Do(func() {
