@@ -12,8 +12,11 @@
 //	errs         TracedError, the one way to record an error on a span, panic capture
 //	pool         WorkerPool: bounded, generic, futures, batches, graceful shutdown
 //	functional   Map, Filter, Reduce over slices and iter.Seq; ParallelMap; Result
+//	retry        retry policies with backoff and jitter, retry budgets, circuit breaker
+//
+// Planned, and not yet in this version:
+//
 //	concurrency  TracedChannel, Pipeline and typed stages, fan-out and fan-in
-//	retry        WithRetry with backoff and jitter, retry budgets, circuit breaker
 //	journal      the durable write-ahead log that saga and twophase share
 //	saga         a Saga runner: steps, compensation, recovery after a crash
 //	twophase     a two-phase-commit coordinator with presumed abort and recovery
