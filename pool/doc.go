@@ -52,8 +52,8 @@
 //   - Go has no future: a task's error is recorded on its span, in the
 //     metrics and in Stats, but not returned. Use Submit to collect it.
 //   - WithName labels metrics, so keep names to a small fixed set.
-//   - Counts in Stats trail by a few tasks while the pool is busy; they
-//     are exact once it is idle or closed.
+//   - Counts in Stats may trail by the tasks just finished while the pool
+//     runs; they are exact once it is closed.
 //
 // # Cost
 //

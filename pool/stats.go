@@ -8,9 +8,10 @@ import (
 
 // Stats is a snapshot of a pool's state and counts, for programs that do
 // not export OpenTelemetry metrics. Workers keep their own counts and add
-// them to the pool's when they run out of work (and every few hundred
-// tasks), so the counts are exact whenever Running and Queued are 0, and
-// after Close; under load they may trail by the tasks just finished.
+// them to the pool's just before they sleep for want of work, and at least
+// every few hundred tasks, so that a task costs no write that other workers
+// share. The counts are exact after Close or Shutdown; while the pool runs
+// they may trail by the tasks each worker finished since it last did so.
 type Stats struct {
 	Workers int // workers wanted: the last Resize, or WithWorkers
 	Running int // workers running a task (a batch counts once per runner)
