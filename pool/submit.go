@@ -39,15 +39,28 @@ func (p *WorkerPool[In, Out]) TrySubmit(ctx context.Context, in In) (*Future[Out
 	if ctx == nil {
 		return nil, errNilContext
 	}
+	// Under overload most offers are refused: refuse those before making a
+	// future for them. A queue that looks full may have room a moment later;
+	// that offer is refused all the same, as it would have been a moment
+	// earlier.
+	if cap(p.queue) > 0 && len(p.queue) == cap(p.queue) && !p.isClosed() {
+		return nil, p.drop(ctx)
+	}
 	j := p.futureJob(ctx, in)
 	if err := p.enqueue(ctx, j, false); err != nil {
 		if err == ErrQueueFull {
-			p.dropped.Add(1)
-			p.inst.count(ctx, telemetry.OutcomeDropped)
+			return nil, p.drop(ctx)
 		}
 		return nil, err
 	}
 	return j.fut, nil
+}
+
+// drop counts a task that TrySubmit refused, and returns ErrQueueFull.
+func (p *WorkerPool[In, Out]) drop(ctx context.Context) error {
+	p.dropped.Add(1)
+	p.inst.count(ctx, telemetry.OutcomeDropped)
+	return ErrQueueFull
 }
 
 // Go queues fn, a task of any shape, to run on the pool's workers. It
