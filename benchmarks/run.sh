@@ -8,6 +8,7 @@
 #   bash benchmarks/run.sh                 # the whole set, -count=6
 #   COUNT=10 BENCH=Pool bash benchmarks/run.sh
 #   SMOKE=1 bash benchmarks/run.sh         # each benchmark once: do they build and run?
+#   REUSE=1 bash benchmarks/run.sh         # only remake the tables from results/raw.txt
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -25,9 +26,10 @@ export PATH="$(go env GOPATH)/bin:$PATH"
 command -v benchstat > /dev/null || go install "golang.org/x/perf/cmd/benchstat@$benchstat_version"
 
 mkdir -p "$out"
-cmd="go test -run '^\$' -bench '$bench' -count=$count ."
-echo "== $cmd"
-go test -run '^$' -bench "$bench" -count="$count" . | tee "$out/raw.txt"
+if [ "${REUSE:-}" != 1 ]; then
+	echo "== go test -run '^\$' -bench '$bench' -count=$count ."
+	go test -run '^$' -bench "$bench" -count="$count" . | tee "$out/raw.txt"
+fi
 benchstat -col /lib "$out/raw.txt" > "$out/benchstat.txt"
 {
 	echo "Measured $(date -u +%Y-%m-%d) on $(go env GOOS)/$(go env GOARCH), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //' || echo unknown CPU)), $(go version | cut -d' ' -f3),"

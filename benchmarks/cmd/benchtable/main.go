@@ -34,7 +34,8 @@ func main() {
 	write(os.Stdout, rows, libs)
 }
 
-// sample is one result line's figures.
+// sample is one result line's figures; allocs is -1 when the benchmark
+// did not report them.
 type sample struct {
 	time, allocs float64
 	unit         string
@@ -115,7 +116,7 @@ func split(name string) (lib, workload string) {
 // divided by the tasks an op runs (ns/op over ns/task).
 func figures(s string) (sample, bool) {
 	f := strings.Fields(s)
-	var out sample
+	out := sample{allocs: -1}
 	var perOp, perTask float64
 	for i := 0; i+1 < len(f); i += 2 {
 		v, err := strconv.ParseFloat(f[i], 64)
@@ -134,7 +135,9 @@ func figures(s string) (sample, bool) {
 	switch {
 	case perTask > 0:
 		out.time, out.unit = perTask, "ns/task"
-		out.allocs /= perOp / perTask
+		if out.allocs >= 0 {
+			out.allocs /= perOp / perTask
+		}
 	case perOp > 0:
 		out.time, out.unit = perOp, "ns/op"
 	default:
@@ -164,7 +167,7 @@ func medians(ss []sample) (time, allocs float64, unit string) {
 
 // baselines are the hand-written code a library replaces, not peers: being
 // slower than them is the price of what the library adds, not a loss.
-var baselines = map[string]bool{"direct": true, "loop": true, "handwritten": true, "sequential": true}
+var baselines = map[string]bool{"direct": true, "loop": true, "handwritten": true, "sequential": true, "bare": true}
 
 // write prints a table per benchmark (the first element of the workload's
 // name), with a column per library that ran it.
@@ -211,7 +214,10 @@ func cells(r *row, cols []string) []string {
 			continue
 		}
 		t, allocs, unit := medians(ss)
-		cell := fmt.Sprintf("%s/%s, %s allocs", human(t), strings.TrimPrefix(unit, "ns/"), trim(math.Round(allocs*100)/100))
+		cell := fmt.Sprintf("%s/%s", human(t), strings.TrimPrefix(unit, "ns/"))
+		if allocs >= 0 {
+			cell += fmt.Sprintf(", %s allocs", trim(math.Round(allocs*100)/100))
+		}
 		switch {
 		case lib == us:
 			cell = "**" + cell + "**"
