@@ -47,6 +47,14 @@ func (t *Telemetry) Fine(ctx context.Context) bool {
 	return t.rootSpans || trace.SpanFromContext(ctx).IsRecording()
 }
 
+// Parent returns the span in ctx and whether fine-grained work under it
+// gets a span (see Fine), with one context lookup, for callers that need
+// both.
+func (t *Telemetry) Parent(ctx context.Context) (parent trace.Span, fine bool) {
+	parent = trace.SpanFromContext(ctx)
+	return parent, t.rootSpans || parent.IsRecording()
+}
+
 // StartFine starts a span for fine-grained work when [Telemetry.Fine] allows
 // it. Otherwise it returns ctx unchanged and a non-recording span, so the
 // caller can treat both cases alike: End and errs.Record on that span do
