@@ -286,6 +286,19 @@ func TestTelemetryReference(t *testing.T) {
 	}()
 	require.NoError(t, c.Send(ctx, 2))
 	_ = c.Consume(ctx, func(context.Context, int) error { return errors.New("bad") })
+
+	g, err := concurrency.NewSingleflight[int, int](concurrency.WithTracerProvider(r.TracerProvider), concurrency.WithMeterProvider(r.MeterProvider))
+	require.NoError(t, err)
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			_, _, _ = g.Do(ctx, 1, func(context.Context) (int, error) { <-release; return 0, errors.New("bad") })
+		})
+	}
+	time.Sleep(10 * time.Millisecond)
+	close(release)
+	wg.Wait()
 	request.End()
 	emitted := telemetrytest.Collect(t, r.Spans, r.Reader)
 	delete(emitted[telemetrytest.Span], "request")

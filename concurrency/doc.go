@@ -17,6 +17,11 @@
 //		return ship(ctx, o) // inside a "process orders" CONSUMER span, linked to the send
 //	})
 //
+// Singleflight, in the same spirit, de-duplicates concurrent calls by key
+// (the cache-aside pattern's guard against a stampede), with the shared
+// call in the first caller's trace and every later caller's span linked to
+// it.
+//
 // # Linked or parented
 //
 // By default, as the OpenTelemetry messaging conventions recommend, the

@@ -1,0 +1,155 @@
+package concurrency_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/otelpatterns/otelpatterns/concurrency"
+	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
+)
+
+func TestSingleflightSharesOneCall(t *testing.T) {
+	r := telemetrytest.NewRecorders(t)
+	g, err := concurrency.NewSingleflight[string, int](concurrency.WithName("prices"),
+		concurrency.WithTracerProvider(r.TracerProvider), concurrency.WithMeterProvider(r.MeterProvider))
+	require.NoError(t, err)
+	var calls atomic.Int32
+	release := make(chan struct{})
+	fn := func(context.Context) (int, error) {
+		calls.Add(1)
+		<-release
+		return 42, nil
+	}
+	ctx, request := r.TracerProvider.Tracer("test").Start(bg, "request")
+	var wg sync.WaitGroup
+	var sharedCount atomic.Int32
+	results := make([]int, 10)
+	leaderIn := make(chan struct{})
+	wg.Go(func() {
+		close(leaderIn)
+		v, shared, err := g.Do(ctx, "sku-1", fn)
+		assert.NoError(t, err)
+		assert.False(t, shared)
+		results[0] = v
+	})
+	<-leaderIn
+	require.Eventually(t, func() bool { return calls.Load() == 1 }, 5*time.Second, time.Millisecond)
+	for i := 1; i < 10; i++ {
+		wg.Go(func() {
+			v, shared, err := g.Do(ctx, "sku-1", fn)
+			assert.NoError(t, err)
+			if shared {
+				sharedCount.Add(1)
+			}
+			results[i] = v
+		})
+	}
+	time.Sleep(10 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	request.End()
+	assert.EqualValues(t, 1, calls.Load(), "one call for ten callers")
+	assert.EqualValues(t, 9, sharedCount.Load())
+	for _, v := range results {
+		assert.Equal(t, 42, v)
+	}
+
+	call := r.Ended("singleflight.call")
+	require.Len(t, call, 1)
+	assert.Equal(t, request.SpanContext().SpanID(), call[0].Parent().SpanID())
+	waits := r.Ended("singleflight.wait")
+	require.Len(t, waits, 9)
+	for _, w := range waits {
+		require.Len(t, w.Links(), 1)
+		assert.Equal(t, call[0].SpanContext(), w.Links()[0].SpanContext, "a later caller links to the shared call")
+	}
+	var sharedMetric int64
+	for _, dp := range r.Metrics(t)["otelpatterns.singleflight.shared"].Data.(metricdata.Sum[int64]).DataPoints {
+		sharedMetric += dp.Value
+	}
+	assert.EqualValues(t, 9, sharedMetric)
+}
+
+func TestSingleflightFirstCallerLeaving(t *testing.T) {
+	g, err := concurrency.NewSingleflight[int, string]()
+	require.NoError(t, err)
+	release := make(chan struct{})
+	var sawCancel atomic.Bool
+	fn := func(ctx context.Context) (string, error) {
+		select {
+		case <-release:
+			return "ok", nil
+		case <-ctx.Done():
+			sawCancel.Store(true)
+			return "", ctx.Err()
+		}
+	}
+	leaderCtx, leave := context.WithCancel(bg)
+	leaderDone := make(chan error)
+	go func() {
+		_, _, err := g.Do(leaderCtx, 1, fn)
+		leaderDone <- err
+	}()
+	time.Sleep(5 * time.Millisecond)
+	followerDone := make(chan string)
+	go func() {
+		v, _, _ := g.Do(bg, 1, fn)
+		followerDone <- v
+	}()
+	time.Sleep(5 * time.Millisecond)
+	leave()
+	assert.ErrorIs(t, <-leaderDone, context.Canceled, "the first caller returns when its ctx ends")
+	close(release)
+	assert.Equal(t, "ok", <-followerDone, "the call went on for the others")
+	assert.False(t, sawCancel.Load())
+}
+
+func TestSingleflightCancelledWhenEveryoneLeaves(t *testing.T) {
+	g, err := concurrency.NewSingleflight[int, int]()
+	require.NoError(t, err)
+	cancelled := make(chan struct{})
+	ctx, leave := context.WithCancel(bg)
+	go func() {
+		time.Sleep(5 * time.Millisecond)
+		leave()
+	}()
+	_, _, err = g.Do(ctx, 7, func(ctx context.Context) (int, error) {
+		<-ctx.Done()
+		close(cancelled)
+		return 0, ctx.Err()
+	})
+	assert.ErrorIs(t, err, context.Canceled)
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the shared call was not cancelled when its last caller left")
+	}
+	v, shared, err := g.Do(bg, 7, func(context.Context) (int, error) { return 8, nil })
+	assert.NoError(t, err)
+	assert.False(t, shared, "a caller after everyone left starts a new call")
+	assert.Equal(t, 8, v)
+}
+
+func TestSingleflightPanicAndBadInput(t *testing.T) {
+	g, err := concurrency.NewSingleflight[string, int]()
+	require.NoError(t, err)
+	_, _, err = g.Do(bg, "k", func(context.Context) (int, error) { panic("boom") })
+	var pe *errs.PanicError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "boom", pe.Value)
+	_, _, err = g.Do(bg, "k", nil)
+	assert.ErrorContains(t, err, "must not be nil")
+	//lint:ignore SA1012 passing nil is the point of the test
+	_, _, err = g.Do(nil, "k", func(context.Context) (int, error) { return 0, nil }) //nolint:staticcheck
+	assert.ErrorContains(t, err, "nil context")
+	_, err = concurrency.NewSingleflight[string, int](concurrency.WithName(""))
+	assert.ErrorContains(t, err, `WithName("")`)
+}
