@@ -13,11 +13,10 @@
 //	pool         WorkerPool: bounded, generic, futures, batches, graceful shutdown
 //	functional   Map, Filter, Reduce over slices and iter.Seq; ParallelMap; Result
 //	retry        retry policies with backoff and jitter, retry budgets, circuit breaker
-//	concurrency  TracedChannel: trace context travels with every value
+//	concurrency  TracedChannel, typed pipelines, fan-out, fan-in, batching, Singleflight
 //
 // Planned, and not yet in this version:
 //
-//	concurrency  Pipeline and typed stages, fan-out and fan-in
 //	journal      the durable write-ahead log that saga and twophase share
 //	saga         a Saga runner: steps, compensation, recovery after a crash
 //	twophase     a two-phase-commit coordinator with presumed abort and recovery

@@ -299,8 +299,32 @@ func TestTelemetryReference(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	close(release)
 	wg.Wait()
+
+	odd, err := concurrency.NewStage("odd", func(_ context.Context, n int) (int, error) {
+		if n%2 == 0 {
+			return 0, errors.New("even")
+		}
+		return n, nil
+	})
+	require.NoError(t, err)
+	flow := concurrency.Batch(concurrency.Then(concurrency.From(ctx, "numbers", slices.Values([]int{1, 2, 3}),
+		concurrency.WithSkipFailed(), concurrency.WithItemSpans(),
+		concurrency.WithTracerProvider(r.TracerProvider), concurrency.WithMeterProvider(r.MeterProvider)), odd), 2, 0)
+	metrics := telemetrytest.Collect(t, nil, r.Reader) // while the stage's buffer is observed
+	_ = slices.Collect(flow.All())
+	failing := concurrency.Then(concurrency.From(ctx, "failing", slices.Values([]int{2}),
+		concurrency.WithTracerProvider(r.TracerProvider), concurrency.WithMeterProvider(r.MeterProvider)), odd)
+	_ = slices.Collect(failing.All())
 	request.End()
 	emitted := telemetrytest.Collect(t, r.Spans, r.Reader)
+	for kind, names := range metrics {
+		for n := range names {
+			if emitted[kind] == nil {
+				emitted[kind] = map[string]bool{}
+			}
+			emitted[kind][n] = true
+		}
+	}
 	delete(emitted[telemetrytest.Span], "request")
 	telemetrytest.Check(t, "concurrency", emitted)
 }

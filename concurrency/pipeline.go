@@ -1,0 +1,566 @@
+package concurrency
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/internal/ordered"
+	"github.com/otelpatterns/otelpatterns/internal/telemetry"
+)
+
+// A pipeline is stages connected by channels: values flow from a source
+// (From) through typed stages (Then), may split (FanOut), join (Merge) or
+// group (Batch), and are read at the end (Flow.All). Every stage runs on
+// its own workers, with its own buffer, on the same ordered-worker engine
+// as pool.Process, and every value carries the span context of its last hop.
+//
+//	run := concurrency.From(ctx, "orders", lines, concurrency.WithTracerProvider(tp))
+//	parsed := concurrency.Then(run, parse)    // Flow[string] → Flow[Order]
+//	stored := concurrency.Then(parsed, store) // Flow[Order] → Flow[Receipt]
+//	for r := range stored.All() { ... }
+//	if err := stored.Err(); err != nil { ... }
+//
+// By default the first error, or a panic, in any stage stops the whole
+// pipeline and is what Err returns; WithSkipFailed skips failed values
+// instead, counting them. Cancelling ctx, or breaking out of All, stops
+// every goroutine of the pipeline before All returns.
+
+// Stage is a named step of a pipeline, from In to Out.
+type Stage[In, Out any] struct {
+	name      string
+	fn        func(context.Context, In) (Out, error)
+	workers   int
+	buffer    int
+	unordered bool
+}
+
+// A StageOption configures a Stage.
+type StageOption func(*stageConfig)
+
+type stageConfig struct {
+	workers, buffer int
+	bufferSet       bool
+	unordered       bool
+}
+
+// Workers sets how many goroutines run the stage's function; the default
+// is 1.
+func Workers(n int) StageOption { return func(c *stageConfig) { c.workers = n } }
+
+// Buffer sets how many of the stage's results may wait for the next stage;
+// the default is the number of workers.
+func Buffer(n int) StageOption { return func(c *stageConfig) { c.buffer, c.bufferSet = n, true } }
+
+// Unordered lets the stage pass results on as they finish, instead of in
+// the order the values came in, so a slow value does not hold back the
+// ones after it.
+func Unordered() StageOption { return func(c *stageConfig) { c.unordered = true } }
+
+// NewStage returns a stage that applies fn. It fails, naming what to fix,
+// when the name is empty, fn is nil, or a count is out of range.
+func NewStage[In, Out any](name string, fn func(context.Context, In) (Out, error), opts ...StageOption) (*Stage[In, Out], error) {
+	c := stageConfig{workers: 1}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	if !c.bufferSet {
+		c.buffer = c.workers
+	}
+	switch {
+	case name == "":
+		return nil, errors.New(`concurrency: NewStage(""): a stage needs a name; it labels its spans and metrics`)
+	case fn == nil:
+		return nil, fmt.Errorf("concurrency: NewStage(%q, nil): the function must not be nil", name)
+	case c.workers < 1:
+		return nil, fmt.Errorf("concurrency: stage %q: Workers(%d): at least 1 worker is needed", name, c.workers)
+	case c.buffer < 0:
+		return nil, fmt.Errorf("concurrency: stage %q: Buffer(%d): the buffer must be 0 or more", name, c.buffer)
+	}
+	return &Stage[In, Out]{name: name, fn: fn, workers: c.workers, buffer: c.buffer, unordered: c.unordered}, nil
+}
+
+// item is a value on its way through a pipeline, with the span context of
+// its last hop.
+type item[T any] struct {
+	v  T
+	sc trace.SpanContext
+}
+
+// Flow is the values between two parts of a pipeline. Pass it to Then,
+// FanOut, Merge or Batch, or read it with All. A Flow is read once.
+type Flow[T any] struct {
+	run *run
+	ch  chan item[T]
+}
+
+// run is what the parts of one pipeline share.
+type run struct {
+	parent   context.Context // the caller's
+	broke    atomic.Bool     // the reader broke out of All
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	span     trace.Span
+	inst     *pipelineInstruments
+	skip     bool
+	items    bool
+	wg       sync.WaitGroup
+	failed   atomic.Int64
+	first    atomic.Pointer[error]
+	endOnce  sync.Once
+	observed []func()
+	obsMu    sync.Mutex
+}
+
+// PipelineOption configures a pipeline; the channel options WithName,
+// WithTracerProvider, WithMeterProvider and WithRootSpans apply too.
+type PipelineOption = Option
+
+// WithSkipFailed makes a pipeline skip a value whose stage failed (or
+// panicked), counting it, instead of stopping at the first failure.
+func WithSkipFailed() Option { return optionFunc(func(c *config) { c.skip = true }) }
+
+// WithItemSpans starts a "stage {name}" span for each value in each stage,
+// linked to the span of the value's previous hop, so a value can be
+// followed through the pipeline. By default a run has its one span.
+func WithItemSpans() Option { return optionFunc(func(c *config) { c.itemSpans = true }) }
+
+// From starts a pipeline named name whose values come from seq. The run
+// has one "pipeline {name}" span, under ctx's span, from here until the
+// last Flow is read to its end. seq is read on a goroutine of the
+// pipeline; it should end when ctx does if it can block.
+func From[T any](ctx context.Context, name string, seq iter.Seq[T], opts ...Option) *Flow[T] {
+	c := &config{name: name}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(c)
+		}
+	}
+	r := &run{inst: newPipelineInstruments(c), skip: c.skip, items: c.itemSpans}
+	out := &Flow[T]{run: r, ch: make(chan item[T])}
+	if ctx == nil || name == "" || seq == nil {
+		r.ctx, r.cancel = context.WithCancelCause(context.Background())
+		r.span = trace.SpanFromContext(context.Background())
+		switch {
+		case ctx == nil:
+			r.fail(errNilContext)
+		case name == "":
+			r.fail(errors.New(`concurrency: From(ctx, "", ...): a pipeline needs a name; it labels its spans and metrics`))
+		default:
+			r.fail(errors.New("concurrency: From: the sequence must not be nil"))
+		}
+		close(out.ch)
+		return out
+	}
+	ctx, r.span = r.inst.tel.Tracer.Start(ctx, "pipeline "+name, trace.WithAttributes(r.inst.name))
+	r.parent = ctx
+	r.ctx, r.cancel = context.WithCancelCause(ctx)
+	sc := r.span.SpanContext()
+	r.start(func() {
+		defer close(out.ch)
+		for v := range seq {
+			select {
+			case out.ch <- item[T]{v: v, sc: sc}:
+			case <-r.ctx.Done():
+				return
+			}
+		}
+	})
+	return out
+}
+
+// Then runs stage s over the values of in and returns its results.
+func Then[In, Out any](in *Flow[In], s *Stage[In, Out]) *Flow[Out] {
+	r := in.run
+	if s == nil {
+		r.fail(errors.New("concurrency: Then(flow, nil): the stage must not be nil"))
+		out := &Flow[Out]{run: r, ch: make(chan item[Out])}
+		close(out.ch)
+		return out
+	}
+	out := &Flow[Out]{run: r, ch: make(chan item[Out], s.buffer)}
+	m := r.inst.stage(s.name)
+	r.observe(m.observeBuffer(func() int64 { return int64(len(out.ch)) }))
+	source := func(yield func(item[In]) bool) {
+		for it := range in.ch {
+			m.in.Add(r.ctx, 1, m.byStage...)
+			if !yield(it) {
+				return
+			}
+		}
+	}
+	fn := func(ctx context.Context, _ int, it item[In]) (item[Out], error) {
+		ctx, span := r.startItem(ctx, s.name, it.sc)
+		ran := telemetry.StartStopwatch(span.IsRecording() || m.duration.Enabled(ctx))
+		var v Out
+		err := errs.Try(func() (err error) {
+			v, err = s.fn(ctx, it.v)
+			return err
+		})
+		sc := it.sc
+		if span.IsRecording() { // the next hop links to this one
+			sc = span.SpanContext()
+		}
+		errs.Record(span, err)
+		span.End()
+		if ran.Running() {
+			m.duration.Record(ctx, ran.Seconds(), m.recStage...)
+		}
+		return item[Out]{v: v, sc: sc}, err
+	}
+	mode := ordered.FailFast
+	if r.skip {
+		mode = ordered.CollectAll
+	}
+	stream := ordered.NewStream(r.ctx, source, s.workers, 2*s.workers, mode, !s.unordered, fn)
+	for range s.workers {
+		r.start(func() { stream.Work(nil) })
+	}
+	r.start(func() {
+		defer close(out.ch)
+		for it, err := range stream.Results() {
+			if err != nil && r.ctx.Err() != nil {
+				return // the run is stopping; why is recorded where it began
+			}
+			if err != nil {
+				if r.skip {
+					r.failed.Add(1)
+					m.failed.Add(r.ctx, 1, m.byStage...)
+					continue
+				}
+				r.fail(err)
+				return
+			}
+			select {
+			case out.ch <- it:
+				m.out.Add(r.ctx, 1, m.byStage...)
+			case <-r.ctx.Done():
+				return
+			}
+		}
+	})
+	return out
+}
+
+// startItem starts a value's span in a stage, when the run asks for item
+// spans, linked to the value's previous hop.
+func (r *run) startItem(ctx context.Context, stage string, prev trace.SpanContext) (context.Context, trace.Span) {
+	if !r.items || !r.span.IsRecording() {
+		return ctx, trace.SpanFromContext(context.Background())
+	}
+	opts := []trace.SpanStartOption{trace.WithAttributes(r.inst.name, keyStage.String(stage))}
+	if prev.IsValid() {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: prev}))
+	}
+	return r.inst.tel.Tracer.Start(ctx, "stage "+stage, opts...)
+}
+
+// FanOut splits in into n flows that share its values: each value goes to
+// exactly one of them, whichever is ready first. Give each its own stage
+// to spread work over different functions.
+func FanOut[T any](in *Flow[T], n int) []*Flow[T] {
+	if n < 1 {
+		in.run.fail(fmt.Errorf("concurrency: FanOut(flow, %d): at least 1 flow is needed", n))
+		n = 1
+	}
+	outs := make([]*Flow[T], n)
+	for i := range outs {
+		outs[i] = &Flow[T]{run: in.run, ch: in.ch}
+	}
+	return outs
+}
+
+// Merge joins flows of one pipeline into one flow, which ends when they
+// all have.
+func Merge[T any](flows ...*Flow[T]) *Flow[T] {
+	if len(flows) == 0 {
+		r := &run{inst: newPipelineInstruments(&config{name: "merge"})}
+		r.ctx, r.cancel = context.WithCancelCause(context.Background())
+		r.span = trace.SpanFromContext(context.Background())
+		r.fail(errors.New("concurrency: Merge(): at least one flow is needed"))
+		out := &Flow[T]{run: r, ch: make(chan item[T])}
+		close(out.ch)
+		return out
+	}
+	r := flows[0].run
+	out := &Flow[T]{run: r, ch: make(chan item[T])}
+	var wg sync.WaitGroup
+	for _, f := range flows {
+		if f.run != r {
+			r.fail(errors.New("concurrency: Merge: the flows come from different pipelines"))
+		}
+		wg.Add(1)
+		r.start(func() {
+			defer wg.Done()
+			for it := range f.ch {
+				select {
+				case out.ch <- it:
+				case <-r.ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	r.start(func() {
+		wg.Wait()
+		close(out.ch)
+	})
+	return out
+}
+
+// Batch groups the values of in into slices of up to size, passing a slice
+// on when it is full or when maxWait has passed since its first value (0
+// waits for size). When the run is traced, each batch has a "batch
+// {pipeline}" span that links to the spans of the values it holds (at most
+// 128 of them, with the true count as otelpatterns.link_count).
+func Batch[T any](in *Flow[T], size int, maxWait time.Duration) *Flow[[]T] {
+	r := in.run
+	out := &Flow[[]T]{run: r, ch: make(chan item[[]T])}
+	if size < 1 || maxWait < 0 {
+		r.fail(fmt.Errorf("concurrency: Batch(flow, %d, %v): the size must be at least 1 and the wait not negative", size, maxWait))
+		close(out.ch)
+		return out
+	}
+	r.start(func() {
+		defer close(out.ch)
+		var (
+			batch []T
+			scs   []trace.SpanContext
+			timer *time.Timer
+			due   <-chan time.Time
+		)
+		flush := func() bool {
+			if len(batch) == 0 {
+				return true
+			}
+			sc := r.span.SpanContext()
+			if r.span.IsRecording() {
+				links, count := telemetry.Links(scs)
+				_, span := r.inst.tel.Tracer.Start(r.ctx, "batch "+r.inst.name.Value.AsString(),
+					trace.WithLinks(links...), trace.WithAttributes(r.inst.name, count))
+				span.End()
+				sc = span.SpanContext()
+			}
+			select {
+			case out.ch <- item[[]T]{v: batch, sc: sc}:
+			case <-r.ctx.Done():
+				return false
+			}
+			batch, scs = nil, nil
+			if timer != nil {
+				timer.Stop()
+			}
+			due = nil
+			return true
+		}
+		for {
+			select {
+			case it, ok := <-in.ch:
+				if !ok {
+					flush()
+					return
+				}
+				batch = append(batch, it.v)
+				scs = append(scs, it.sc)
+				if len(batch) == 1 && maxWait > 0 {
+					timer = time.NewTimer(maxWait)
+					due = timer.C
+				}
+				if len(batch) >= size && !flush() {
+					return
+				}
+			case <-due:
+				if !flush() {
+					return
+				}
+			case <-r.ctx.Done():
+				return
+			}
+		}
+	})
+	return out
+}
+
+// Pipeline is the pattern's classic shape: a named chain of stages that
+// keep the values' type. It is a From followed by a Then per stage.
+type Pipeline[T any] struct {
+	name   string
+	stages []*Stage[T, T]
+}
+
+// NewPipeline returns a pipeline of stages, run in the order given. It
+// fails when the name is empty, there is no stage, a stage is nil, or two
+// stages share a name.
+func NewPipeline[T any](name string, stages ...*Stage[T, T]) (*Pipeline[T], error) {
+	if name == "" {
+		return nil, errors.New(`concurrency: NewPipeline(""): a pipeline needs a name; it labels its spans and metrics`)
+	}
+	if len(stages) == 0 {
+		return nil, fmt.Errorf("concurrency: NewPipeline(%q): at least one stage is needed", name)
+	}
+	seen := map[string]bool{}
+	for i, s := range stages {
+		if s == nil {
+			return nil, fmt.Errorf("concurrency: NewPipeline(%q): stage %d is nil", name, i)
+		}
+		if seen[s.name] {
+			return nil, fmt.Errorf("concurrency: NewPipeline(%q): two stages are named %q; names label metrics, so they must differ", name, s.name)
+		}
+		seen[s.name] = true
+	}
+	return &Pipeline[T]{name: name, stages: stages}, nil
+}
+
+// Run runs the pipeline over the values of in and returns the last
+// stage's results.
+func (p *Pipeline[T]) Run(ctx context.Context, in iter.Seq[T], opts ...Option) *Flow[T] {
+	f := From(ctx, p.name, in, opts...)
+	for _, s := range p.stages {
+		f = Then(f, s)
+	}
+	return f
+}
+
+// All yields the flow's values. Breaking out of the loop stops the whole
+// pipeline; either way, every goroutine of the pipeline has ended when All
+// returns, and Err says whether the pipeline failed.
+func (f *Flow[T]) All() iter.Seq[T] {
+	return func(yield func(T) bool) {
+		defer f.run.end()
+		for it := range f.ch {
+			if !yield(it.v) {
+				f.run.broke.Store(true)
+				f.run.cancel(nil)
+				return
+			}
+		}
+	}
+}
+
+// Err returns the pipeline's error once All has returned: the first
+// failure of any stage, or the context's error, or nil. With
+// WithSkipFailed, failed values are skipped and counted instead (see
+// Skipped).
+func (f *Flow[T]) Err() error {
+	if errp := f.run.first.Load(); errp != nil {
+		return *errp
+	}
+	return nil
+}
+
+// Skipped returns how many values were skipped because their stage failed,
+// with WithSkipFailed.
+func (f *Flow[T]) Skipped() int64 { return f.run.failed.Load() }
+
+// start runs fn on a goroutine of the pipeline.
+func (r *run) start(fn func()) {
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		fn()
+	}()
+}
+
+// fail stops the pipeline with err, the first time.
+func (r *run) fail(err error) {
+	if r.first.CompareAndSwap(nil, &err) {
+		r.cancel(err)
+	}
+}
+
+func (r *run) observe(unregister func()) {
+	r.obsMu.Lock()
+	r.observed = append(r.observed, unregister)
+	r.obsMu.Unlock()
+}
+
+// end waits for the pipeline's goroutines and ends its span, once.
+func (r *run) end() {
+	r.endOnce.Do(func() {
+		if r.parent != nil && !r.broke.Load() {
+			if err := r.parent.Err(); err != nil { // the caller's ctx ended the run
+				r.first.CompareAndSwap(nil, &err)
+			}
+		}
+		r.cancel(nil)
+		r.wg.Wait()
+		r.obsMu.Lock()
+		for _, u := range r.observed {
+			u()
+		}
+		r.obsMu.Unlock()
+		if errp := r.first.Load(); errp != nil {
+			errs.Record(r.span, *errp)
+		}
+		if r.span.IsRecording() && r.failed.Load() > 0 {
+			r.span.SetAttributes(keySkipped.Int64(r.failed.Load()))
+		}
+		r.span.End()
+	})
+}
+
+// The names the pipeline emits; README.md's Telemetry reference lists them.
+const (
+	keyPipeline = attribute.Key(telemetry.Prefix + "pipeline.name")
+	keyStage    = attribute.Key(telemetry.Prefix + "pipeline.stage")
+	keySkipped  = attribute.Key(telemetry.Prefix + "pipeline.skipped")
+
+	metricItemsIn  = telemetry.Prefix + "pipeline.items.in"
+	metricItemsOut = telemetry.Prefix + "pipeline.items.out"
+	metricFailed   = telemetry.Prefix + "pipeline.items.failed"
+	metricItemDur  = telemetry.Prefix + "pipeline.item.duration"
+	metricBuffer   = telemetry.Prefix + "pipeline.buffer.length"
+)
+
+type pipelineInstruments struct {
+	tel      *telemetry.Telemetry
+	name     attribute.KeyValue
+	in, out  metric.Int64Counter
+	failed   metric.Int64Counter
+	duration metric.Float64Histogram
+	buffer   metric.Int64ObservableUpDownCounter
+}
+
+func newPipelineInstruments(c *config) *pipelineInstruments {
+	tel := telemetry.New(telemetry.Scope("concurrency"), c.tel)
+	return &pipelineInstruments{
+		tel:      tel,
+		name:     keyPipeline.String(c.name),
+		in:       tel.Counter(metricItemsIn, "{item}", "Values a pipeline stage took in."),
+		out:      tel.Counter(metricItemsOut, "{item}", "Values a pipeline stage passed on."),
+		failed:   tel.Counter(metricFailed, "{item}", "Values skipped because their stage failed (WithSkipFailed)."),
+		duration: tel.Duration(metricItemDur, "How long a stage took over one value."),
+		buffer:   tel.ObservableUpDownCounter(metricBuffer, "{item}", "Values waiting in a stage's output buffer."),
+	}
+}
+
+// stageMetrics are a pipelineInstruments with one stage's attributes.
+type stageMetrics struct {
+	*pipelineInstruments
+	byStage  []metric.AddOption
+	recStage []metric.RecordOption
+	obsStage metric.ObserveOption
+}
+
+func (in *pipelineInstruments) stage(name string) stageMetrics {
+	set := metric.WithAttributeSet(attribute.NewSet(in.name, keyStage.String(name)))
+	return stageMetrics{in, []metric.AddOption{set}, []metric.RecordOption{set}, set}
+}
+
+func (m stageMetrics) observeBuffer(length func() int64) func() {
+	return m.tel.Observe(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(m.buffer, length(), m.obsStage)
+		return nil
+	}, m.buffer)
+}

@@ -1,0 +1,308 @@
+package concurrency_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/otelpatterns/otelpatterns/concurrency"
+	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
+)
+
+func stage[In, Out any](t *testing.T, name string, fn func(context.Context, In) (Out, error), opts ...concurrency.StageOption) *concurrency.Stage[In, Out] {
+	t.Helper()
+	s, err := concurrency.NewStage(name, fn, opts...)
+	require.NoError(t, err)
+	return s
+}
+
+func words(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = strconv.Itoa(i)
+	}
+	return out
+}
+
+func TestTypedPipelineKeepsOrder(t *testing.T) {
+	parse := stage(t, "parse", func(_ context.Context, s string) (int, error) { return strconv.Atoi(s) }, concurrency.Workers(3))
+	square := stage(t, "square", func(_ context.Context, n int) (int, error) {
+		if n%7 == 0 {
+			time.Sleep(50 * time.Microsecond) // finish out of order
+		}
+		return n * n, nil
+	}, concurrency.Workers(4), concurrency.Buffer(8))
+	format := stage(t, "format", func(_ context.Context, n int) (string, error) { return "#" + strconv.Itoa(n), nil })
+
+	parsed := concurrency.Then(concurrency.From(bg, "numbers", slices.Values(words(200))), parse)
+	out := concurrency.Then(concurrency.Then(parsed, square), format)
+	got := slices.Collect(out.All())
+	require.NoError(t, out.Err())
+	require.Len(t, got, 200)
+	for i, s := range got {
+		require.Equal(t, "#"+strconv.Itoa(i*i), s)
+	}
+}
+
+func TestUnorderedStage(t *testing.T) {
+	slow := stage(t, "slow-first", func(_ context.Context, n int) (int, error) {
+		if n == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return n, nil
+	}, concurrency.Workers(2), concurrency.Unordered())
+	out := concurrency.Then(concurrency.From(bg, "u", slices.Values([]int{0, 1, 2, 3})), slow)
+	got := slices.Collect(out.All())
+	require.NoError(t, out.Err())
+	assert.ElementsMatch(t, []int{0, 1, 2, 3}, got)
+	assert.NotEqual(t, 0, got[0], "a slow value does not hold back the ones after it")
+}
+
+func TestFirstFailureStopsThePipeline(t *testing.T) {
+	boom := errors.New("boom")
+	var after atomic.Int64
+	fail := stage(t, "fail", func(_ context.Context, n int) (int, error) {
+		if n == 5 {
+			return 0, boom
+		}
+		return n, nil
+	})
+	count := stage(t, "count", func(_ context.Context, n int) (int, error) { after.Add(1); return n, nil })
+	endless := func(yield func(int) bool) {
+		for i := 0; ; i++ {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+	out := concurrency.Then(concurrency.Then(concurrency.From(bg, "f", endless), fail), count)
+	got := slices.Collect(out.All())
+	assert.Equal(t, boom, out.Err())
+	assert.Less(t, len(got), 10)
+	assert.LessOrEqual(t, after.Load(), int64(5), "nothing after the failed value reaches the next stage")
+}
+
+func TestSkipFailed(t *testing.T) {
+	odd := stage(t, "odd-only", func(_ context.Context, n int) (int, error) {
+		if n%2 == 0 {
+			return 0, fmt.Errorf("even %d", n)
+		}
+		if n == 7 {
+			panic("seven")
+		}
+		return n, nil
+	}, concurrency.Workers(2))
+	out := concurrency.Then(concurrency.From(bg, "skip", slices.Values([]int{1, 2, 3, 4, 5, 6, 7, 9}), concurrency.WithSkipFailed()), odd)
+	got := slices.Collect(out.All())
+	assert.NoError(t, out.Err())
+	assert.Equal(t, []int{1, 3, 5, 9}, got)
+	assert.EqualValues(t, 4, out.Skipped())
+}
+
+func TestPanicIsAnError(t *testing.T) {
+	bad := stage(t, "bad", func(_ context.Context, n int) (int, error) { panic("nope") })
+	out := concurrency.Then(concurrency.From(bg, "p", slices.Values([]int{1})), bad)
+	_ = slices.Collect(out.All())
+	var pe *errs.PanicError
+	require.ErrorAs(t, out.Err(), &pe)
+	assert.Equal(t, "nope", pe.Value)
+}
+
+func TestEarlyBreakAndCancel(t *testing.T) {
+	var pulled atomic.Int64
+	endless := func(yield func(int) bool) {
+		for i := 0; ; i++ {
+			pulled.Add(1)
+			if !yield(i) {
+				return
+			}
+		}
+	}
+	id := stage(t, "id", func(_ context.Context, n int) (int, error) { return n, nil }, concurrency.Workers(2))
+	out := concurrency.Then(concurrency.From(bg, "b", endless), id)
+	n := 0
+	for range out.All() {
+		if n++; n == 10 {
+			break
+		}
+	}
+	assert.NoError(t, out.Err(), "breaking out is not a failure")
+	after := pulled.Load()
+	time.Sleep(5 * time.Millisecond)
+	assert.Equal(t, after, pulled.Load(), "the source stopped; goleak checks the goroutines")
+
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	out = concurrency.Then(concurrency.From(ctx, "c", endless), id)
+	n = 0
+	for range out.All() {
+		if n++; n == 10 {
+			cancel()
+		}
+	}
+	assert.ErrorIs(t, out.Err(), context.Canceled)
+}
+
+func TestFanOutAndMerge(t *testing.T) {
+	double := stage(t, "double", func(_ context.Context, n int) (int, error) { return 2 * n, nil })
+	triple := stage(t, "triple", func(_ context.Context, n int) (int, error) { return 3 * n, nil })
+	src := concurrency.From(bg, "fan", slices.Values(words(100)))
+	parse := stage(t, "parse", func(_ context.Context, s string) (int, error) { return strconv.Atoi(s) })
+	branches := concurrency.FanOut(concurrency.Then(src, parse), 2)
+	merged := concurrency.Merge(concurrency.Then(branches[0], double), concurrency.Then(branches[1], triple))
+	got := slices.Collect(merged.All())
+	require.NoError(t, merged.Err())
+	assert.Len(t, got, 100, "each value goes to exactly one branch")
+}
+
+func TestBatch(t *testing.T) {
+	out := concurrency.Batch(concurrency.From(bg, "b", slices.Values([]int{1, 2, 3, 4, 5, 6, 7})), 3, 0)
+	got := slices.Collect(out.All())
+	require.NoError(t, out.Err())
+	assert.Equal(t, [][]int{{1, 2, 3}, {4, 5, 6}, {7}}, got)
+
+	// By time: a slow source, a batch flushed after maxWait.
+	slow := func(yield func(int) bool) {
+		for i := range 3 {
+			if !yield(i) {
+				return
+			}
+			time.Sleep(30 * time.Millisecond)
+		}
+	}
+	out = concurrency.Batch(concurrency.From(bg, "t", slow), 100, 10*time.Millisecond)
+	got = slices.Collect(out.All())
+	require.NoError(t, out.Err())
+	assert.Equal(t, [][]int{{0}, {1}, {2}}, got, "each value waited at most maxWait")
+}
+
+func TestClassicPipeline(t *testing.T) {
+	trim := stage(t, "trim", func(_ context.Context, s string) (string, error) { return s[1:], nil })
+	upper := stage(t, "upper", func(_ context.Context, s string) (string, error) { return s + "!", nil })
+	p, err := concurrency.NewPipeline("shout", trim, upper)
+	require.NoError(t, err)
+	out := p.Run(bg, slices.Values([]string{"xa", "xb"}))
+	assert.Equal(t, []string{"a!", "b!"}, slices.Collect(out.All()))
+	require.NoError(t, out.Err())
+
+	_, err = concurrency.NewPipeline("dup", trim, trim)
+	assert.ErrorContains(t, err, `two stages are named "trim"`)
+	_, err = concurrency.NewPipeline[string]("none")
+	assert.ErrorContains(t, err, "at least one stage")
+	_, err = concurrency.NewPipeline[string]("", trim)
+	assert.ErrorContains(t, err, `NewPipeline("")`)
+}
+
+func TestBadStages(t *testing.T) {
+	fn := func(_ context.Context, n int) (int, error) { return n, nil }
+	for want, make := range map[string]func() error{
+		`NewStage("")`: func() error { _, err := concurrency.NewStage("", fn); return err },
+		"nil":          func() error { _, err := concurrency.NewStage[int, int]("s", nil); return err },
+		"Workers(0)":   func() error { _, err := concurrency.NewStage("s", fn, concurrency.Workers(0)); return err },
+		"Buffer(-1)":   func() error { _, err := concurrency.NewStage("s", fn, concurrency.Buffer(-1)); return err },
+		"Batch(flow, 0,": func() error {
+			f := concurrency.Batch(concurrency.From(bg, "b", slices.Values([]int{1})), 0, 0)
+			_ = slices.Collect(f.All())
+			return f.Err()
+		},
+	} {
+		assert.ErrorContains(t, make(), want, want)
+	}
+}
+
+func TestSpansLinkAcrossEveryHop(t *testing.T) {
+	r := telemetrytest.NewRecorders(t)
+	a := stage(t, "a", func(_ context.Context, n int) (int, error) { return n + 1, nil })
+	b := stage(t, "b", func(_ context.Context, n int) (int, error) { return n * 2, nil }, concurrency.Workers(2))
+	c := stage(t, "c", func(_ context.Context, n int) (int, error) { return n - 1, nil })
+	ctx, request := r.TracerProvider.Tracer("test").Start(bg, "request")
+	out := concurrency.Then(concurrency.Then(concurrency.Then(
+		concurrency.From(ctx, "hops", slices.Values([]int{1, 2, 3}), concurrency.WithItemSpans(),
+			concurrency.WithTracerProvider(r.TracerProvider), concurrency.WithMeterProvider(r.MeterProvider)),
+		a), b), c)
+	got := slices.Collect(out.All())
+	request.End()
+	require.NoError(t, out.Err())
+	assert.Equal(t, []int{3, 5, 7}, got)
+
+	run := r.Ended("pipeline hops")
+	require.Len(t, run, 1)
+	assert.Equal(t, request.SpanContext().SpanID(), run[0].Parent().SpanID())
+	byID := map[string]sdktrace.ReadOnlySpan{}
+	for _, s := range r.Spans.Ended() {
+		byID[s.SpanContext().SpanID().String()] = s
+	}
+	for _, name := range []string{"stage a", "stage b", "stage c"} {
+		spans := r.Ended(name)
+		require.Len(t, spans, 3, name)
+		for _, s := range spans {
+			require.Len(t, s.Links(), 1, name)
+			prev := byID[s.Links()[0].SpanContext.SpanID().String()]
+			require.NotNil(t, prev, "%s links to a span of this run", name)
+			want := map[string]string{"stage a": "pipeline hops", "stage b": "stage a", "stage c": "stage b"}[name]
+			assert.Equal(t, want, prev.Name(), "%s links to the value's previous hop", name)
+		}
+	}
+}
+
+func TestBatchSpanLinksItsItems(t *testing.T) {
+	r := telemetrytest.NewRecorders(t)
+	id := stage(t, "id", func(_ context.Context, n int) (int, error) { return n, nil })
+	ctx, request := r.TracerProvider.Tracer("test").Start(bg, "request")
+	out := concurrency.Batch(concurrency.Then(concurrency.From(ctx, "batches", slices.Values(make([]int, 300)),
+		concurrency.WithItemSpans(), concurrency.WithTracerProvider(r.TracerProvider)), id), 200, 0)
+	got := slices.Collect(out.All())
+	request.End()
+	require.NoError(t, out.Err())
+	require.Len(t, got, 2)
+	batches := r.Ended("batch batches")
+	require.Len(t, batches, 2)
+	assert.Len(t, batches[0].Links(), 128, "at most 128 links")
+	assert.EqualValues(t, 200, telemetrytest.Attrs(batches[0].Attributes())["otelpatterns.link_count"].AsInt64(), "and the true count")
+	assert.Len(t, batches[1].Links(), 100)
+}
+
+func TestPipelineMetrics(t *testing.T) {
+	r := telemetrytest.NewRecorders(t)
+	odd := stage(t, "odd", func(_ context.Context, n int) (int, error) {
+		if n%2 == 0 {
+			return 0, errors.New("even")
+		}
+		return n, nil
+	})
+	out := concurrency.Then(concurrency.From(bg, "m", slices.Values([]int{1, 2, 3}), concurrency.WithSkipFailed(),
+		concurrency.WithMeterProvider(r.MeterProvider), concurrency.WithTracerProvider(r.TracerProvider)), odd)
+	_ = slices.Collect(out.All())
+	m := r.Metrics(t)
+	sum := func(name string) int64 {
+		var n int64
+		for _, dp := range m[name].Data.(metricdata.Sum[int64]).DataPoints {
+			s, _ := dp.Attributes.Value("otelpatterns.pipeline.stage")
+			assert.Equal(t, "odd", s.AsString())
+			n += dp.Value
+		}
+		return n
+	}
+	assert.EqualValues(t, 3, sum("otelpatterns.pipeline.items.in"))
+	assert.EqualValues(t, 2, sum("otelpatterns.pipeline.items.out"))
+	assert.EqualValues(t, 1, sum("otelpatterns.pipeline.items.failed"))
+	var durations uint64
+	for _, dp := range m["otelpatterns.pipeline.item.duration"].Data.(metricdata.Histogram[float64]).DataPoints {
+		durations += dp.Count
+	}
+	assert.EqualValues(t, 3, durations)
+	run := r.Ended("pipeline m")
+	require.Len(t, run, 1)
+	assert.EqualValues(t, 1, telemetrytest.Attrs(run[0].Attributes())["otelpatterns.pipeline.skipped"].AsInt64())
+}
