@@ -148,7 +148,7 @@ func From[T any](ctx context.Context, name string, seq iter.Seq[T], opts ...Opti
 		}
 	}
 	r := &run{inst: newPipelineInstruments(c), skip: c.skip, items: c.itemSpans}
-	out := &Flow[T]{run: r, ch: make(chan item[T])}
+	out := &Flow[T]{run: r, ch: make(chan item[T], 1)}
 	if ctx == nil || name == "" || seq == nil {
 		r.ctx, r.cancel = context.WithCancelCause(context.Background())
 		r.span = trace.SpanFromContext(context.Background())
@@ -201,6 +201,14 @@ func Then[In, Out any](in *Flow[In], s *Stage[In, Out]) *Flow[Out] {
 		}
 	}
 	fn := func(ctx context.Context, _ int, it item[In]) (item[Out], error) {
+		if !r.items && !m.duration.Enabled(ctx) { // the untraced, unmeasured path
+			var v Out
+			err := errs.Try(func() (err error) {
+				v, err = s.fn(ctx, it.v)
+				return err
+			})
+			return item[Out]{v: v, sc: it.sc}, err
+		}
 		ctx, span := r.startItem(ctx, s.name, it.sc)
 		ran := telemetry.StartStopwatch(span.IsRecording() || m.duration.Enabled(ctx))
 		var v Out
@@ -219,6 +227,20 @@ func Then[In, Out any](in *Flow[In], s *Stage[In, Out]) *Flow[Out] {
 		}
 		return item[Out]{v: v, sc: sc}, err
 	}
+	if s.workers == 1 {
+		// One worker keeps the order by itself: it runs the stage straight
+		// from channel to channel, without the engine's reordering.
+		r.start(func() {
+			defer close(out.ch)
+			for it := range source {
+				res, err := fn(r.ctx, 0, it)
+				if !forward(r, out.ch, res, err, m) {
+					return
+				}
+			}
+		})
+		return out
+	}
 	mode := ordered.FailFast
 	if r.skip {
 		mode = ordered.CollectAll
@@ -229,28 +251,39 @@ func Then[In, Out any](in *Flow[In], s *Stage[In, Out]) *Flow[Out] {
 	}
 	r.start(func() {
 		defer close(out.ch)
-		for it, err := range stream.Results() {
-			if err != nil && r.ctx.Err() != nil {
-				return // the run is stopping; why is recorded where it began
-			}
-			if err != nil {
-				if r.skip {
-					r.failed.Add(1)
-					m.failed.Add(r.ctx, 1, m.byStage...)
-					continue
-				}
-				r.fail(err)
-				return
-			}
-			select {
-			case out.ch <- it:
-				m.out.Add(r.ctx, 1, m.byStage...)
-			case <-r.ctx.Done():
+		for res, err := range stream.Results() {
+			if !forward(r, out.ch, res, err, m) {
 				return
 			}
 		}
 	})
 	return out
+}
+
+// forward passes a stage's result on, or handles its error: skipped and
+// counted with WithSkipFailed, the end of the run otherwise. It reports
+// whether the stage should go on.
+func forward[T any](r *run, ch chan<- item[T], res item[T], err error, m stageMetrics) bool {
+	if err != nil {
+		switch {
+		case r.ctx.Err() != nil:
+			return false // the run is stopping; why is recorded where it began
+		case r.skip:
+			r.failed.Add(1)
+			m.failed.Add(r.ctx, 1, m.byStage...)
+			return true
+		default:
+			r.fail(err)
+			return false
+		}
+	}
+	select {
+	case ch <- res:
+		m.out.Add(r.ctx, 1, m.byStage...)
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
 }
 
 // startItem starts a value's span in a stage, when the run asks for item
