@@ -242,46 +242,17 @@ func BenchmarkPoolSDK(b *testing.B) {
 		perTask(b)
 	})
 	b.Run("lib=bare", func(b *testing.B) {
-		tp := recordingTracer(b)
-		tracer := tp.Tracer("bench")
+		tracer := recordingTracer(b).Tracer("bench")
 		name := attribute.String("otelpatterns.pool.name", "default")
 		ctx, parent := tracer.Start(context.Background(), "request")
 		defer parent.End()
-		type future struct {
-			done chan struct{}
-			out  int
-		}
-		type task struct {
-			ctx      context.Context
-			in       int
-			fut      *future
-			enqueued time.Time
-		}
-		futs := make([]*future, benchTasks)
 		for b.Loop() {
-			tasks := make(chan task, 1024)
-			var wg sync.WaitGroup
-			for range benchWorkers {
-				wg.Go(func() {
-					for t := range tasks {
-						_, span := tracer.Start(t.ctx, "pool.task", trace.WithAttributes(
-							name, attribute.Float64("otelpatterns.pool.task.queue_wait", time.Since(t.enqueued).Seconds())))
-						t.fut.out = t.in
-						span.End()
-						close(t.fut.done)
-					}
-				})
-			}
-			for i, x := range inputs {
-				f := &future{done: make(chan struct{})}
-				futs[i] = f
-				tasks <- task{ctx: ctx, in: x, fut: f, enqueued: time.Now()}
-			}
-			for _, f := range futs {
-				<-f.done
-			}
-			close(tasks)
-			wg.Wait()
+			workload.FuturesPool(ctx, inputs, benchWorkers, func(ctx context.Context, queued time.Time, x int) int {
+				_, span := tracer.Start(ctx, "pool.task", trace.WithAttributes(
+					name, attribute.Float64("otelpatterns.pool.task.queue_wait", time.Since(queued).Seconds())))
+				span.End()
+				return x
+			})
 		}
 		perTask(b)
 	})

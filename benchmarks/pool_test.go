@@ -12,6 +12,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/otelpatterns/otelpatterns/internal/workload"
 	"github.com/otelpatterns/otelpatterns/pool"
 )
 
@@ -107,20 +108,11 @@ func BenchmarkPoolGo(b *testing.B) {
 		b.Run("lib=handwritten/"+w.Name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				tasks := make(chan func(), 1024)
-				var wg sync.WaitGroup
-				for range benchWorkers {
-					wg.Go(func() {
-						for t := range tasks {
-							t()
-						}
-					})
-				}
-				for i := range inputs {
-					tasks <- func() { out[i] = w.Fn(inputs[i]) }
-				}
-				close(tasks)
-				wg.Wait()
+				workload.ClosurePool(benchWorkers, func(run func(func())) {
+					for i := range inputs {
+						run(func() { out[i] = w.Fn(inputs[i]) })
+					}
+				})
 			}
 			perTask(b)
 		})
@@ -172,20 +164,7 @@ func BenchmarkPoolOrdered(b *testing.B) {
 			out := make([]int, benchTasks)
 			b.ReportAllocs()
 			for b.Loop() {
-				idx := make(chan int, 1024)
-				var wg sync.WaitGroup
-				for range benchWorkers {
-					wg.Go(func() {
-						for i := range idx {
-							out[i] = w.Fn(inputs[i])
-						}
-					})
-				}
-				for i := range inputs {
-					idx <- i
-				}
-				close(idx)
-				wg.Wait()
+				workload.IndexPool(benchTasks, benchWorkers, func(i int) { out[i] = w.Fn(inputs[i]) })
 			}
 			perTask(b)
 		})

@@ -245,11 +245,14 @@ func TestMetrics(t *testing.T) {
 		concurrency.WithTracerProvider(r.TracerProvider), concurrency.WithMeterProvider(r.MeterProvider))
 	require.NoError(t, err)
 	require.NoError(t, c.Send(bg, 1))
+	received := make(chan struct{})
 	go func() {
+		defer close(received)
 		time.Sleep(5 * time.Millisecond)
 		_, _, _ = c.Receive(bg)
 	}()
 	require.NoError(t, c.Send(bg, 2)) // waits for room
+	<-received
 
 	m := r.Metrics(t)
 	sum := func(name string) int64 {

@@ -245,7 +245,7 @@ func Then[In, Out any](in *Flow[In], s *Stage[In, Out]) *Flow[Out] {
 	if r.skip {
 		mode = ordered.CollectAll
 	}
-	stream := ordered.NewStream(r.ctx, source, s.workers, 2*s.workers, mode, !s.unordered, fn)
+	stream := ordered.NewStream(r.ctx, source, s.workers, 16*s.workers, mode, !s.unordered, fn)
 	for range s.workers {
 		r.start(func() { stream.Work(nil) })
 	}

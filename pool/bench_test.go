@@ -55,56 +55,16 @@ func BenchmarkBaseline(b *testing.B) {
 			b.ReportAllocs()
 			out := make([]int, benchTasks)
 			for b.Loop() {
-				idx := make(chan int, 1024)
-				var wg sync.WaitGroup
-				for range benchWorkers {
-					wg.Go(func() {
-						for i := range idx {
-							out[i] = w.Fn(inputs[i])
-						}
-					})
-				}
-				for i := range inputs {
-					idx <- i
-				}
-				close(idx)
-				wg.Wait()
+				workload.IndexPool(benchTasks, benchWorkers, func(i int) { out[i] = w.Fn(inputs[i]) })
 			}
 			perTask(b)
 		})
 		// Workers take tasks with a future each; the caller waits on all.
 		b.Run("futures/"+w.Name, func(b *testing.B) {
-			type future struct {
-				done chan struct{}
-				out  int
-			}
-			type task struct {
-				in  int
-				fut *future
-			}
 			b.ReportAllocs()
-			futs := make([]*future, benchTasks)
 			for b.Loop() {
-				tasks := make(chan task, 1024)
-				var wg sync.WaitGroup
-				for range benchWorkers {
-					wg.Go(func() {
-						for t := range tasks {
-							t.fut.out = w.Fn(t.in)
-							close(t.fut.done)
-						}
-					})
-				}
-				for i, x := range inputs {
-					f := &future{done: make(chan struct{})}
-					futs[i] = f
-					tasks <- task{in: x, fut: f}
-				}
-				for _, f := range futs {
-					<-f.done
-				}
-				close(tasks)
-				wg.Wait()
+				workload.FuturesPool(context.Background(), inputs, benchWorkers,
+					func(_ context.Context, _ time.Time, x int) int { return w.Fn(x) })
 			}
 			perTask(b)
 		})
@@ -203,46 +163,17 @@ func BenchmarkSDK(b *testing.B) {
 	// span per task under the submitter's, with the same two attributes.
 	b.Run("bare/futures", func(b *testing.B) {
 		name := attribute.String("otelpatterns.pool.name", "default")
-		tp := newTP(b)
-		tracer := tp.Tracer("bench")
+		tracer := newTP(b).Tracer("bench")
 		ctx, parent := tracer.Start(context.Background(), "parent")
 		defer parent.End()
-		type future struct {
-			done chan struct{}
-			out  int
-		}
-		type task struct {
-			ctx      context.Context
-			in       int
-			fut      *future
-			enqueued time.Time
-		}
-		futs := make([]*future, benchTasks)
 		b.ReportAllocs()
 		for b.Loop() {
-			tasks := make(chan task, 1024)
-			var wg sync.WaitGroup
-			for range benchWorkers {
-				wg.Go(func() {
-					for t := range tasks {
-						_, span := tracer.Start(t.ctx, "pool.task", trace.WithAttributes(
-							name, attribute.Float64("otelpatterns.pool.task.queue_wait", time.Since(t.enqueued).Seconds())))
-						t.fut.out = t.in
-						span.End()
-						close(t.fut.done)
-					}
-				})
-			}
-			for i, x := range inputs {
-				f := &future{done: make(chan struct{})}
-				futs[i] = f
-				tasks <- task{ctx: ctx, in: x, fut: f, enqueued: time.Now()}
-			}
-			for _, f := range futs {
-				<-f.done
-			}
-			close(tasks)
-			wg.Wait()
+			workload.FuturesPool(ctx, inputs, benchWorkers, func(ctx context.Context, queued time.Time, x int) int {
+				_, span := tracer.Start(ctx, "pool.task", trace.WithAttributes(
+					name, attribute.Float64("otelpatterns.pool.task.queue_wait", time.Since(queued).Seconds())))
+				span.End()
+				return x
+			})
 		}
 		perTask(b)
 	})
