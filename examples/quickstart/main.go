@@ -11,7 +11,9 @@
 //     and a single task whose span is a child of the request;
 //   - functional: prices looked up in parallel, in input order;
 //   - retry: a flaky inventory service that answers on the third attempt,
-//     each attempt in the trace.
+//     each attempt in the trace;
+//   - concurrency: orders handed to a shipping goroutine through a traced
+//     channel, the shipping spans linked to the request that sent them.
 //
 // Run it from the module root:
 //
@@ -33,6 +35,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/otelpatterns/concurrency"
 	"github.com/otelpatterns/otelpatterns/errs"
 	"github.com/otelpatterns/otelpatterns/examples/internal/console"
 	"github.com/otelpatterns/otelpatterns/functional"
@@ -89,6 +92,38 @@ func run(ctx context.Context, w io.Writer, opts ...console.Option) error {
 		return err
 	}
 	fmt.Fprintln(w, "in stock:", stock)
+
+	fmt.Fprintln(w, "\n== 6. orders handed to a shipping goroutine ==")
+	return s.shipOrders(ctx, tp, []string{"order-42", "order-43"})
+}
+
+// shipOrders sends orders on a traced channel from a request, and a
+// shipping goroutine consumes them: each "process orders" span is linked to
+// the "send orders" span of the request that sent its order.
+func (s *shop) shipOrders(ctx context.Context, tp trace.TracerProvider, orders []string) error {
+	ch, err := concurrency.New[string](len(orders), concurrency.WithName("orders"), concurrency.WithTracerProvider(tp))
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	var shipped []string
+	wg.Go(func() {
+		_ = ch.Consume(context.Background(), func(_ context.Context, order string) error {
+			shipped = append(shipped, order)
+			return nil
+		})
+	})
+	rctx, span := s.tracer.Start(ctx, "place-orders")
+	for _, o := range orders {
+		if err := ch.Send(rctx, o); err != nil {
+			span.End()
+			return err
+		}
+	}
+	span.End()
+	_ = ch.Close()
+	wg.Wait()
+	s.log.Info("orders shipped", "orders", shipped)
 	return nil
 }
 

@@ -37,6 +37,9 @@ func TestQuickstartPrintsTraceTrees(t *testing.T) {
 		"├─ retry.attempt ERROR \"inventory service busy\" otelpatterns.retry.attempt=2 error.type=inventory_unavailable\n",
 		"└─ retry.attempt otelpatterns.retry.attempt=3\n",
 		"in stock: 12\n",
+		"└─ place-orders\n",
+		"   ├─ send orders [producer] messaging.operation.type=send messaging.system=otelpatterns messaging.destination.name=orders\n",
+		"└─ process orders [consumer] links=1 messaging.operation.type=process messaging.system=otelpatterns messaging.destination.name=orders\n",
 	} {
 		assert.Contains(t, got, want)
 	}
