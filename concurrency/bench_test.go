@@ -203,14 +203,17 @@ func BenchmarkHopSDK(b *testing.B) {
 	b.Run("impl=bare_spans", func(b *testing.B) {
 		tracer := tp.Tracer("bench")
 		ch := make(chan int, 64)
+		common := []attribute.KeyValue{attribute.String("messaging.system", "otelpatterns"), attribute.String("messaging.destination.name", "channel")}
+		sendAttrs := append([]attribute.KeyValue{attribute.String("messaging.operation.type", "send")}, common...)
+		procAttrs := append([]attribute.KeyValue{attribute.String("messaging.operation.type", "process")}, common...)
 		b.ReportAllocs()
 		for b.Loop() {
-			_, send := tracer.Start(ctx, "send channel", trace.WithSpanKind(trace.SpanKindProducer))
+			_, send := tracer.Start(ctx, "send channel", trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(sendAttrs...))
 			ch <- 1
 			send.End()
 			<-ch
 			_, process := tracer.Start(ctx, "process channel", trace.WithSpanKind(trace.SpanKindConsumer),
-				trace.WithLinks(trace.Link{SpanContext: send.SpanContext()}))
+				trace.WithLinks(trace.Link{SpanContext: send.SpanContext()}), trace.WithAttributes(procAttrs...))
 			// Consume above ends its loop with an error, recorded on its span:
 			// record the same here.
 			process.SetStatus(codes.Error, "one")
