@@ -26,7 +26,6 @@ func newBreaker(t *testing.T, clk *fakeClock, opts ...retry.BreakerOption) (*ret
 	var b *retry.Breaker
 	opts = append(opts, retry.BreakerClock(clk), retry.OnStateChange(func(_ string, from, to retry.State) {
 		_ = b.State() // a breaker method called from a callback
-		_ = b.Execute(context.Background(), func(context.Context) error { return nil })
 		mu.Lock()
 		changes = append(changes, change{from, to})
 		mu.Unlock()
@@ -70,14 +69,46 @@ func TestBreakerTripsAfterConsecutiveFailures(t *testing.T) {
 			_ = b.Execute(bg, func(context.Context) error { started <- struct{}{}; <-hold; return nil })
 		})
 	}
-	<-started
-	<-started
+	for range 2 {
+		select {
+		case <-started:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the two probes did not both start")
+		}
+	}
 	assert.Equal(t, retry.HalfOpen, b.State())
 	assert.ErrorIs(t, b.Execute(bg, succeed), retry.ErrOpen, "a third probe is refused")
 	close(hold)
 	wg.Wait()
 	assert.Equal(t, retry.Closed, b.State(), "2 successful probes close it")
 	assert.Equal(t, []change{{retry.Closed, retry.Open}, {retry.Open, retry.HalfOpen}, {retry.HalfOpen, retry.Closed}}, changes())
+}
+
+func TestBreakerCallbackMayExecute(t *testing.T) {
+	clk := newClock()
+	var b *retry.Breaker
+	calls := 0
+	b, err := retry.NewBreaker(retry.TripAfter(1), retry.BreakerClock(clk), retry.OnStateChange(func(_ string, _, to retry.State) {
+		if to == retry.Open {
+			// Called outside the breaker's lock: a call through the breaker
+			// from here returns (ErrOpen) instead of deadlocking.
+			calls++
+			assert.ErrorIs(t, b.Execute(context.Background(), succeed), retry.ErrOpen)
+		}
+	}))
+	require.NoError(t, err)
+	defer b.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = b.Execute(bg, fail)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a callback that calls the breaker deadlocked")
+	}
+	assert.Equal(t, 1, calls)
 }
 
 func TestBreakerOneFailedProbeReopens(t *testing.T) {
