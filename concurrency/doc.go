@@ -18,8 +18,8 @@
 //	})
 //
 // Pipelines carry it through every hop: From starts one over an iter.Seq,
-// Then runs a typed stage on its own workers (the same ordered-worker engine
-// as pool.Process), FanOut, Merge and Batch reshape the flow, and each value
+// Then runs a typed stage on its own workers (several of them on the same
+// ordered-worker engine as pool.Process), FanOut, Merge and Batch reshape the flow, and each value
 // travels with the span context of its last hop, so that per-value spans
 // (WithItemSpans) link from stage to stage. The run has one span; the first
 // failure stops it, or WithSkipFailed skips failed values and counts them.

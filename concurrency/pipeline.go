@@ -21,8 +21,9 @@ import (
 // A pipeline is stages connected by channels: values flow from a source
 // (From) through typed stages (Then), may split (FanOut), join (Merge) or
 // group (Batch), and are read at the end (Flow.All). Every stage runs on
-// its own workers, with its own buffer, on the same ordered-worker engine
-// as pool.Process, and every value carries the span context of its last hop.
+// its own workers, with its own buffer: a stage of several workers on the
+// same ordered-worker engine as pool.Process, a stage of one straight from
+// channel to channel. Every value carries the span context of its last hop.
 //
 //	run := concurrency.From(ctx, "orders", lines, concurrency.WithTracerProvider(tp))
 //	parsed := concurrency.Then(run, parse)    // Flow[string] → Flow[Order]
