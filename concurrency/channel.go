@@ -226,7 +226,7 @@ func (c *TracedChannel[T]) startProcess(ctx context.Context, env envelope[T]) (c
 		ctx = baggage.ContextWithBaggage(ctx, env.bag)
 	}
 	if !c.inst.tel.Fine(ctx) && !env.sc.IsSampled() {
-		return ctx, trace.SpanFromContext(context.Background())
+		return ctx, telemetry.NoSpan
 	}
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(c.inst.procAttrs...)}
 	if c.parented && env.sc.IsValid() {

@@ -152,7 +152,7 @@ func From[T any](ctx context.Context, name string, seq iter.Seq[T], opts ...Opti
 	out := &Flow[T]{run: r, ch: make(chan item[T], 1)}
 	if ctx == nil || name == "" || seq == nil {
 		r.ctx, r.cancel = context.WithCancelCause(context.Background())
-		r.span = trace.SpanFromContext(context.Background())
+		r.span = telemetry.NoSpan
 		switch {
 		case ctx == nil:
 			r.fail(errNilContext)
@@ -291,7 +291,7 @@ func forward[T any](r *run, ch chan<- item[T], res item[T], err error, m stageMe
 // spans, linked to the value's previous hop.
 func (r *run) startItem(ctx context.Context, stage string, prev trace.SpanContext) (context.Context, trace.Span) {
 	if !r.items || !r.span.IsRecording() {
-		return ctx, trace.SpanFromContext(context.Background())
+		return ctx, telemetry.NoSpan
 	}
 	opts := []trace.SpanStartOption{trace.WithAttributes(r.inst.name, keyStage.String(stage))}
 	if prev.IsValid() {
@@ -321,7 +321,7 @@ func Merge[T any](flows ...*Flow[T]) *Flow[T] {
 	if len(flows) == 0 {
 		r := &run{inst: newPipelineInstruments(&config{name: "merge"})}
 		r.ctx, r.cancel = context.WithCancelCause(context.Background())
-		r.span = trace.SpanFromContext(context.Background())
+		r.span = telemetry.NoSpan
 		r.fail(errors.New("concurrency: Merge(): at least one flow is needed"))
 		out := &Flow[T]{run: r, ch: make(chan item[T])}
 		close(out.ch)

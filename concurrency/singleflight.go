@@ -156,7 +156,7 @@ func newFlightInstruments(c *config) *flightInstruments {
 
 func (in *flightInstruments) start(ctx context.Context, name string, kind trace.SpanKind) (context.Context, trace.Span) {
 	if !in.tel.Fine(ctx) {
-		return in.tel.StartFine(ctx, name)
+		return ctx, telemetry.NoSpan
 	}
 	return in.tel.Tracer.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(in.name))
 }
@@ -164,7 +164,7 @@ func (in *flightInstruments) start(ctx context.Context, name string, kind trace.
 // startWait starts a later caller's span, linked to the shared call's.
 func (in *flightInstruments) startWait(ctx context.Context, call trace.SpanContext) (context.Context, trace.Span) {
 	if !in.tel.Fine(ctx) {
-		return in.tel.StartFine(ctx, "singleflight.wait")
+		return ctx, telemetry.NoSpan
 	}
 	opts := []trace.SpanStartOption{trace.WithAttributes(in.name)}
 	if call.IsValid() {

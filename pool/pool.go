@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
@@ -21,8 +20,6 @@ var (
 	// task is counted as dropped.
 	ErrQueueFull = errors.New("pool: queue full")
 )
-
-var noSpan = trace.SpanFromContext(context.Background())
 
 // WorkerPool runs tasks on a bounded set of workers, fed by a bounded queue.
 // Its workers call one function, process, for the inputs handed to Submit,

@@ -83,7 +83,7 @@ func (in *instruments) observe(queued, busy func() int64) func() {
 // (telemetry.Telemetry.Fine), with the queue wait when it was measured.
 func (in *instruments) startTask(ctx context.Context, waited telemetry.Stopwatch) (context.Context, trace.Span) {
 	if !in.tel.Fine(ctx) {
-		return in.tel.StartFine(ctx, spanTask)
+		return ctx, telemetry.NoSpan
 	}
 	attrs := []attribute.KeyValue{in.name}
 	if waited.Running() {

@@ -205,7 +205,7 @@ func (p *WorkerPool[In, Out]) run(j job[In, Out], t *tally, pause func()) {
 // call runs one task or batch item: rate limit, span, panic capture and
 // metrics.
 func (p *WorkerPool[In, Out]) call(ctx context.Context, waited telemetry.Stopwatch, traced bool, fn func(context.Context) error) error {
-	span := noSpan
+	span := telemetry.NoSpan
 	if traced {
 		ctx, span = p.inst.startTask(ctx, waited)
 	}

@@ -163,7 +163,7 @@ func (p *Policy) attempt(ctx context.Context, w watch, n int, op func(context.Co
 			return false, err
 		}
 	}
-	span := noSpan
+	span := telemetry.NoSpan
 	if w.traced {
 		ctx, span = p.inst.startAttempt(ctx, n)
 	}

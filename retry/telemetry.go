@@ -66,7 +66,7 @@ func newPolicyInstruments(cfg telemetry.Config, name string) *policyInstruments 
 // spans.
 func (in *policyInstruments) startOperation(ctx context.Context) (context.Context, trace.Span) {
 	if !in.tel.Fine(ctx) {
-		return ctx, noSpan
+		return ctx, telemetry.NoSpan
 	}
 	return in.tel.Tracer.Start(ctx, spanOperation, trace.WithAttributes(in.name))
 }
@@ -104,8 +104,6 @@ func (in *policyInstruments) finish(ctx context.Context, w watch, span trace.Spa
 func (in *policyInstruments) rejected(ctx context.Context) {
 	in.rejections.Add(ctx, 1, in.byName...)
 }
-
-var noSpan = trace.SpanFromContext(context.Background())
 
 // breakerInstruments is a Breaker's telemetry.
 type breakerInstruments struct {

@@ -34,9 +34,9 @@ func New(scope string, c Config) *Telemetry {
 	}
 }
 
-// noSpan is the non-recording span returned when no span is started. Ending
-// it, or recording on it, does nothing.
-var noSpan = trace.SpanFromContext(context.Background())
+// NoSpan is the non-recording span that stands in where no span is started,
+// so that callers can End it and errs.Record on it alike: both do nothing.
+var NoSpan = trace.SpanFromContext(context.Background())
 
 // Fine reports whether fine-grained work under ctx (a pool task, a channel
 // value, a pipeline item, a retry attempt) gets a span: only when the span in
@@ -61,7 +61,7 @@ func (t *Telemetry) Parent(ctx context.Context) (parent trace.Span, fine bool) {
 // nothing.
 func (t *Telemetry) StartFine(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	if !t.Fine(ctx) {
-		return ctx, noSpan
+		return ctx, NoSpan
 	}
 	return t.Tracer.Start(ctx, name, opts...)
 }
