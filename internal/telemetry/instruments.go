@@ -38,6 +38,16 @@ func (t *Telemetry) Duration(name, description string) metric.Float64Histogram {
 	return orNoop[metric.Float64Histogram](h, err, noop.Float64Histogram{})
 }
 
+// Histogram returns a histogram of counts, such as records per batch, with
+// explicit bucket boundaries; unit is UCUM, such as "{record}".
+func (t *Telemetry) Histogram(name, unit, description string, buckets ...float64) metric.Int64Histogram {
+	h, err := t.Meter.Int64Histogram(name,
+		metric.WithUnit(unit),
+		metric.WithDescription(description),
+		metric.WithExplicitBucketBoundaries(buckets...))
+	return orNoop[metric.Int64Histogram](h, err, noop.Int64Histogram{})
+}
+
 // Counter returns a monotonic counter; unit is UCUM, such as "{task}".
 func (t *Telemetry) Counter(name, unit, description string) metric.Int64Counter {
 	c, err := t.Meter.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(description))

@@ -1,0 +1,208 @@
+package journal
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// File is the durable Log: records in checksummed batches in segment files
+// of one directory, each batch made durable with fdatasync before its
+// Appends return. Concurrent Appends share one write and one fdatasync
+// (group commit), so throughput grows with concurrency while every caller
+// still waits for its own records. Only one process may open a directory.
+//
+// A File holds every live transaction's records in memory too, so Load and
+// Pending never read the disk; Forget and compaction keep both small.
+type File struct {
+	dir  string
+	cfg  *config
+	fs   fsys
+	ins  *instruments
+	lock io.Closer
+
+	// mu guards closed; a sender holds it for reading until its request
+	// is queued, so that Close never closes the queue under it.
+	mu      sync.RWMutex
+	closed  bool
+	queue   chan *request
+	stopped chan struct{}
+
+	state  sync.Mutex // guards idx and failed; the writer changes them only under it
+	idx    *index
+	failed error
+
+	// The writer goroutine's own.
+	active   *segment
+	segments []uint64 // every segment's index, the active one last
+	logBytes int64    // batch bytes in all segments
+	batchNo  uint64   // the last batch's number
+	batch    batchWriter
+	heads    map[string]head
+	group    []*request
+	accepted []*request
+}
+
+var _ Log = (*File)(nil)
+
+// segment is an open segment file.
+type segment struct {
+	f     file
+	index uint64
+	off   int64 // where the next batch goes
+}
+
+type op uint8
+
+const (
+	opAppend op = iota
+	opForget
+	opCompact
+)
+
+// request is one call queued for the writer.
+type request struct {
+	op        op
+	ctx       context.Context // a compaction's, for its span
+	txID      string
+	expectSeq uint64
+	records   []Record
+	done      chan error
+
+	// Set by the writer.
+	head head      // the transaction's head after the request
+	size int64     // encoded size of records
+	at   time.Time // when a Forget was written
+}
+
+func segmentName(index uint64) string { return fmt.Sprintf("%016x.seg", index) }
+
+func (l *File) path(index uint64) string { return filepath.Join(l.dir, segmentName(index)) }
+
+// Append implements Log.
+func (l *File) Append(ctx context.Context, txID string, expectSeq uint64, records ...Record) (err error) {
+	sw := l.ins.startAppend(ctx)
+	defer func() { l.ins.appended(ctx, sw, err) }()
+	recs, err := validate(txID, expectSeq, records, l.cfg.maxPayload)
+	if err != nil {
+		return err
+	}
+	return l.submit(ctx, &request{op: opAppend, txID: txID, expectSeq: expectSeq, records: recs})
+}
+
+// Forget implements Log. The tombstone is durable when it returns.
+func (l *File) Forget(ctx context.Context, txID string) error {
+	return l.submit(ctx, &request{op: opForget, txID: txID})
+}
+
+// Compact rewrites the log's live transactions and tombstones into a new
+// segment, through a temporary file and an atomic rename, then deletes the
+// segments it replaces. The file log compacts by itself when its segments
+// hold more than twice the live records and a segment besides; Compact is
+// for doing it now. Appends wait while it runs.
+func (l *File) Compact(ctx context.Context) error {
+	return l.submit(ctx, &request{op: opCompact, ctx: ctx})
+}
+
+// submit queues r for the writer and waits for its outcome. ctx bounds only
+// the wait to be queued.
+func (l *File) submit(ctx context.Context, r *request) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.done = make(chan error, 1)
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return ErrClosed
+	}
+	if err := l.err(); err != nil {
+		l.mu.RUnlock()
+		return err
+	}
+	select {
+	case l.queue <- r:
+		l.mu.RUnlock()
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return ctx.Err()
+	}
+	return <-r.done
+}
+
+// Load implements Log.
+func (l *File) Load(ctx context.Context, txID string) ([]Record, error) {
+	if err := l.usable(ctx); err != nil {
+		return nil, err
+	}
+	l.state.Lock()
+	defer l.state.Unlock()
+	return l.idx.load(txID)
+}
+
+// Pending implements Log.
+func (l *File) Pending(ctx context.Context) ([]string, error) {
+	if err := l.usable(ctx); err != nil {
+		return nil, err
+	}
+	l.state.Lock()
+	defer l.state.Unlock()
+	return l.idx.pendingIDs(), nil
+}
+
+func (l *File) usable(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.mu.RLock()
+	closed := l.closed
+	l.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	return l.err()
+}
+
+// Close implements Log: it waits for the Appends already queued, then
+// closes the files and releases the directory's lock.
+func (l *File) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.closed = true
+	close(l.queue)
+	l.mu.Unlock()
+	<-l.stopped
+	l.ins.unobserve()
+	err := l.active.f.Close()
+	if lerr := l.lock.Close(); err == nil {
+		err = lerr
+	}
+	return err
+}
+
+// err returns the error that failed the log, if one did.
+func (l *File) err() error {
+	l.state.Lock()
+	defer l.state.Unlock()
+	return l.failed
+}
+
+// fail makes every later call fail with ErrFailed and cause: after a failed
+// write or fdatasync nothing the log holds in memory is known to be on disk.
+func (l *File) fail(cause error) error {
+	l.state.Lock()
+	defer l.state.Unlock()
+	if l.failed == nil {
+		l.failed = fmt.Errorf("%w: %w", ErrFailed, cause)
+	}
+	return l.failed
+}
+
+// Dir returns the directory of the log.
+func (l *File) Dir() string { return l.dir }

@@ -1,0 +1,308 @@
+package journal_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/otelpatterns/otelpatterns/journal"
+	"github.com/otelpatterns/otelpatterns/journal/journaltest"
+)
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("JOURNAL_HOLD_LOCK"); dir != "" {
+		holdLock(dir)
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func TestMemoryConforms(t *testing.T) {
+	journaltest.Run(t, journaltest.Harness{
+		New: func(t *testing.T) journal.Log {
+			m, err := journal.NewMemory()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		},
+	})
+}
+
+func TestFileConforms(t *testing.T) {
+	journaltest.Run(t, journaltest.Harness{
+		New: func(t *testing.T) journal.Log { return mustOpen(t, t.TempDir()) },
+		Reopen: func(t *testing.T, l journal.Log) journal.Log {
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return mustOpen(t, l.(*journal.File).Dir())
+		},
+	})
+}
+
+func mustOpen(t *testing.T, dir string, opts ...journal.Option) *journal.File {
+	t.Helper()
+	l, err := journal.Open(dir, append([]journal.Option{journal.WithSegmentSize(64 << 10)}, opts...)...)
+	if err != nil {
+		t.Fatalf("Open(%s) = %v", dir, err)
+	}
+	return l
+}
+
+func mustAppend(t *testing.T, l journal.Log, tx string, seq uint64, recs ...journal.Record) {
+	t.Helper()
+	if err := l.Append(context.Background(), tx, seq, recs...); err != nil {
+		t.Fatalf("Append(%q, %d) = %v", tx, seq, err)
+	}
+}
+
+// holdLock is the other process of TestLockHeldByAnotherProcess: it opens
+// the journal in dir, says so, and holds it until its stdin closes.
+func holdLock(dir string) {
+	l, err := journal.Open(dir)
+	if err != nil {
+		os.Stdout.WriteString("error: " + err.Error() + "\n")
+		os.Exit(1)
+	}
+	os.Stdout.WriteString("locked\n")
+	_, _ = os.Stdin.Read(make([]byte, 1))
+	l.Close()
+	os.Exit(0)
+}
+
+func TestLockHeldByAnotherProcess(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "JOURNAL_HOLD_LOCK="+dir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line := make([]byte, 7)
+	if _, err := stdout.Read(line); err != nil || string(line) != "locked\n" {
+		t.Fatalf("the other process said %q, %v", line, err)
+	}
+	_, err = journal.Open(dir)
+	if err == nil || !strings.Contains(err.Error(), "held by another process") {
+		t.Fatalf("Open of a journal another process holds = %v, want an error that says so", err)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	l := mustOpen(t, dir) // the lock is free again
+	l.Close()
+}
+
+func TestOpenRefusesSecondOpenInProcess(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir)
+	defer l.Close()
+	if _, err := journal.Open(dir); err == nil {
+		t.Fatal("a second Open of the same directory succeeded")
+	}
+}
+
+// segments returns the segment files of dir.
+func segments(t *testing.T, dir string) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// writeBatches appends n one-record transactions, one batch each, and
+// returns the log closed.
+func writeBatches(t *testing.T, dir string, n int) {
+	t.Helper()
+	l := mustOpen(t, dir)
+	for i := range n {
+		mustAppend(t, l, string(rune('a'+i)), 0, journal.Record{Kind: "begin", Payload: []byte(strings.Repeat("x", 100))})
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// batchOffsets returns where the batches of a segment start, by walking
+// their length fields.
+func batchOffsets(t *testing.T, data []byte) []int64 {
+	var offs []int64
+	for off := int64(32); off+16 <= int64(len(data)); {
+		n := int64(data[off]) | int64(data[off+1])<<8 | int64(data[off+2])<<16 | int64(data[off+3])<<24
+		if n == 0 {
+			break
+		}
+		offs = append(offs, off)
+		off += 16 + n
+	}
+	return offs
+}
+
+func damage(t *testing.T, dir string, batch int, how func(b []byte)) int64 {
+	t.Helper()
+	name := segments(t, dir)[0]
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offs := batchOffsets(t, data)
+	off := offs[batch]
+	how(data[off : off+20])
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return off
+}
+
+func TestTornLastBatchIsTruncated(t *testing.T) {
+	for name, how := range map[string]func([]byte){
+		"zeroed":  func(b []byte) { clear(b) },
+		"garbled": func(b []byte) { b[19] ^= 0xff },
+		"length":  func(b []byte) { b[2] = 0x7f },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeBatches(t, dir, 3)
+			damage(t, dir, 2, how)
+			l := mustOpen(t, dir)
+			defer l.Close()
+			p, err := l.Pending(context.Background())
+			if err != nil || strings.Join(p, ",") != "a,b" {
+				t.Fatalf("after a torn last batch, Pending = %q, %v; want [a b]", p, err)
+			}
+			mustAppend(t, l, "c", 0, journal.Record{Kind: "begin"})
+			mustAppend(t, l, "d", 0, journal.Record{Kind: "begin"})
+		})
+	}
+}
+
+func TestInvalidBatchBeforeValidOneIsCorruption(t *testing.T) {
+	dir := t.TempDir()
+	writeBatches(t, dir, 3)
+	off := damage(t, dir, 1, func(b []byte) { b[19] ^= 0xff })
+	_, err := journal.Open(dir)
+	var ce *journal.CorruptError
+	if !errors.As(err, &ce) {
+		t.Fatalf("Open = %v, want a *CorruptError", err)
+	}
+	if ce.File != segments(t, dir)[0] || ce.Offset != off {
+		t.Fatalf("CorruptError names %s at %d, want %s at %d", ce.File, ce.Offset, segments(t, dir)[0], off)
+	}
+	// Nothing was repaired behind the user's back: it fails again.
+	if _, err := journal.Open(dir); !errors.As(err, &ce) {
+		t.Fatalf("second Open = %v, want a *CorruptError", err)
+	}
+}
+
+func TestCompactionBoundsTheLog(t *testing.T) {
+	dir := t.TempDir()
+	l := mustOpen(t, dir, journal.WithSegmentSize(4<<10))
+	payload := []byte(strings.Repeat("p", 500))
+	for i := range 200 {
+		tx := "tx-" + string(rune('A'+i%26)) + string(rune('a'+i/26))
+		mustAppend(t, l, tx, 0, journal.Record{Kind: "begin", Payload: payload})
+		mustAppend(t, l, tx, 1, journal.Record{Kind: "end", End: true})
+		if err := l.Forget(context.Background(), tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustAppend(t, l, "live", 0, journal.Record{Kind: "begin", Payload: payload})
+	if n := len(segments(t, dir)); n > 4 {
+		t.Fatalf("%d segments after 200 forgotten transactions; compaction should keep a few", n)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, dir, journal.WithSegmentSize(4<<10))
+	defer l.Close()
+	if p, _ := l.Pending(context.Background()); strings.Join(p, ",") != "live" {
+		t.Fatalf("after compaction and reopen, Pending = %q, want [live]", p)
+	}
+	if _, err := l.Load(context.Background(), "tx-Aa"); !errors.Is(err, journal.ErrForgotten) {
+		t.Fatalf("a forgotten ID lost its tombstone in compaction: Load = %v", err)
+	}
+}
+
+func TestTombstonesExpire(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	end := journal.Record{Kind: "end", End: true}
+	check := func(t *testing.T, l journal.Log, compact func()) {
+		mustAppend(t, l, "old", 0, end)
+		if err := l.Forget(context.Background(), "old"); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Append(context.Background(), "old", 0, end); !errors.Is(err, journal.ErrEnded) {
+			t.Fatalf("within the horizon, reusing a forgotten ID = %v, want ErrEnded", err)
+		}
+		now = now.Add(2 * time.Hour)
+		compact()
+		mustAppend(t, l, "old", 0, journal.Record{Kind: "begin"})
+	}
+	t.Run("memory", func(t *testing.T) {
+		m, err := journal.NewMemory(journal.WithTombstoneHorizon(time.Hour), journal.WithNow(clock))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		check(t, m, func() { // a Forget drops the expired tombstones
+			mustAppend(t, m, "other", 0, end)
+			if err := m.Forget(context.Background(), "other"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
+	t.Run("file", func(t *testing.T) {
+		l := mustOpen(t, t.TempDir(), journal.WithTombstoneHorizon(time.Hour), journal.WithNow(clock))
+		defer l.Close()
+		check(t, l, func() {
+			if err := l.Compact(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
+}
+
+func TestPayloadLimit(t *testing.T) {
+	l := mustOpen(t, t.TempDir(), journal.WithMaxPayload(10))
+	defer l.Close()
+	err := l.Append(context.Background(), "tx", 0, journal.Record{Kind: "k", Payload: make([]byte, 11)})
+	var ie *journal.InvalidError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "WithMaxPayload") {
+		t.Fatalf("Append over the payload limit = %v, want an *InvalidError naming WithMaxPayload", err)
+	}
+}
+
+func TestInvalidOptions(t *testing.T) {
+	for _, opt := range []journal.Option{
+		journal.WithSegmentSize(100),
+		journal.WithMaxPayload(0),
+		journal.WithMaxGroup(0),
+		journal.WithTombstoneHorizon(-time.Second),
+	} {
+		if _, err := journal.NewMemory(opt); err == nil || !strings.Contains(err.Error(), "journal: With") {
+			t.Fatalf("NewMemory with a bad option = %v, want an error naming the option", err)
+		}
+		if _, err := journal.Open(t.TempDir(), opt); err == nil {
+			t.Fatal("Open with a bad option succeeded")
+		}
+	}
+}

@@ -1,0 +1,119 @@
+package journal
+
+import (
+	"context"
+	"sync"
+)
+
+// Memory is a Log held in memory: safe for concurrent use, fast, and gone
+// when the process ends. Use it in tests, and where a process accepts that
+// a crash loses its transactions.
+type Memory struct {
+	cfg    *config
+	ins    *instruments
+	mu     sync.Mutex
+	idx    *index
+	closed bool
+}
+
+var _ Log = (*Memory)(nil)
+
+// NewMemory returns an empty memory log. It takes the telemetry options,
+// WithMaxPayload, WithTombstoneHorizon and WithNow; the others are about
+// files and ignored.
+func NewMemory(opts ...Option) (*Memory, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	m := &Memory{cfg: cfg, idx: newIndex()}
+	m.ins = newInstruments(cfg.tel, "memory", func() int {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.idx.pending
+	})
+	return m, nil
+}
+
+// Append implements Log.
+func (m *Memory) Append(ctx context.Context, txID string, expectSeq uint64, records ...Record) (err error) {
+	sw := m.ins.startAppend(ctx)
+	defer func() { m.ins.appended(ctx, sw, err) }()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	recs, err := validate(txID, expectSeq, records, m.cfg.maxPayload)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	h, err := m.idx.head(txID).check(txID, expectSeq, recs)
+	if err != nil {
+		return err
+	}
+	m.idx.apply(txID, h, recs, 0)
+	return nil
+}
+
+// Load implements Log.
+func (m *Memory) Load(ctx context.Context, txID string) ([]Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	return m.idx.load(txID)
+}
+
+// Pending implements Log.
+func (m *Memory) Pending(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	return m.idx.pendingIDs(), nil
+}
+
+// Forget implements Log. It also drops the tombstones older than the
+// horizon.
+func (m *Memory) Forget(ctx context.Context, txID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	write, err := m.idx.head(txID).forgettable(txID)
+	if write {
+		now := m.cfg.now()
+		m.idx.expire(now, m.cfg.horizon)
+		m.idx.forget(txID, now)
+	}
+	return err
+}
+
+// Close implements Log: the records are dropped.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.closed = true
+	m.idx = newIndex()
+	m.ins.unobserve()
+	return nil
+}

@@ -1,0 +1,153 @@
+package journal
+
+// run is the writer goroutine: it takes the queued requests in groups and
+// commits each group with one write and one fdatasync, until Close closes
+// the queue and the requests already in it are done.
+func (l *File) run() {
+	defer close(l.stopped)
+	for r := range l.queue {
+		if r.op == opCompact {
+			r.done <- l.compact(r.ctx)
+			continue
+		}
+		l.group = append(l.group[:0], r)
+		var compact *request
+	drain:
+		for len(l.group) < l.cfg.maxGroup {
+			select {
+			case r, ok := <-l.queue:
+				if !ok {
+					break drain
+				}
+				if r.op == opCompact {
+					compact = r
+					break drain
+				}
+				l.group = append(l.group, r)
+			default:
+				break drain
+			}
+		}
+		l.commit(l.group)
+		clear(l.group)
+		switch {
+		case compact != nil:
+			compact.done <- l.compact(compact.ctx)
+		case l.overgrown():
+			_ = l.compact(nil) // a failure fails the log, and every later call says so
+		}
+	}
+}
+
+// commit checks each request of group against the log and the requests
+// before it, writes the accepted ones as one batch, syncs it, and only then
+// applies them and tells their callers.
+func (l *File) commit(group []*request) {
+	if err := l.err(); err != nil {
+		for _, r := range group {
+			r.done <- err
+		}
+		return
+	}
+	clear(l.heads)
+	l.batch.reset()
+	accepted := l.accepted[:0]
+	for _, r := range group {
+		h, ok := l.heads[r.txID]
+		if !ok {
+			h = l.idx.head(r.txID) // only this goroutine changes idx
+		}
+		var err error
+		switch r.op {
+		case opForget:
+			var write bool
+			if write, err = h.forgettable(r.txID); err == nil && !write {
+				r.done <- nil
+				continue
+			}
+			r.at = l.cfg.now()
+			r.records = []Record{tombstone(r.txID, r.at)}
+			h = head{forgotten: true}
+		default:
+			h, err = h.check(r.txID, r.expectSeq, r.records)
+		}
+		if err != nil {
+			r.done <- err
+			continue
+		}
+		l.heads[r.txID], r.head = h, h
+		before := l.batch.size()
+		for i := range r.records {
+			l.batch.add(&r.records[i])
+		}
+		r.size = int64(l.batch.size() - before)
+		accepted = append(accepted, r)
+	}
+	l.accepted = accepted
+	if len(accepted) == 0 {
+		return
+	}
+	records := l.batch.count
+	buf := l.batch.finish(l.batchNo + 1)
+	if err := l.write(buf); err != nil {
+		err = l.fail(err)
+		for _, r := range accepted {
+			r.done <- err
+		}
+		clear(accepted)
+		return
+	}
+	l.batchNo++
+	l.state.Lock()
+	for _, r := range accepted {
+		if r.op == opForget {
+			l.idx.forget(r.txID, r.at)
+		} else {
+			l.idx.apply(r.txID, r.head, r.records, r.size)
+		}
+	}
+	l.state.Unlock()
+	l.ins.synced(records, len(buf))
+	for _, r := range accepted {
+		r.done <- nil
+	}
+	clear(accepted)
+}
+
+// write writes one batch at the end of the active segment, starting a new
+// segment first if the batch would not fit, and syncs it.
+func (l *File) write(buf []byte) error {
+	if l.active.off+int64(len(buf)) > l.cfg.segmentSize && l.active.off > segmentHeaderSize {
+		if err := l.rotate(); err != nil {
+			return err
+		}
+	}
+	if _, err := l.active.f.WriteAt(buf, l.active.off); err != nil {
+		return err
+	}
+	if err := l.active.f.Datasync(); err != nil {
+		return err
+	}
+	l.active.off += int64(len(buf))
+	l.logBytes += int64(len(buf))
+	return nil
+}
+
+// rotate seals the active segment, which every batch has been synced to,
+// and starts the next.
+func (l *File) rotate() error {
+	next, err := l.newSegment(l.active.index+1, 0, nil)
+	if err != nil {
+		return err
+	}
+	err = l.active.f.Close()
+	l.active = next
+	l.segments = append(l.segments, next.index)
+	return err
+}
+
+// overgrown reports whether the segments hold more than twice the live
+// records and one segment besides: time to compact.
+func (l *File) overgrown() bool {
+	return len(l.segments) > 2 && l.logBytes > 2*l.idx.bytes+l.cfg.segmentSize
+}
