@@ -63,9 +63,6 @@ func (l *File) compact(ctx context.Context) (err error) {
 	if err := l.err(); err != nil {
 		return err
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	_, span := l.ins.start(ctx, spanCompact)
 	defer func() {
 		errs.Record(span, err)

@@ -184,6 +184,11 @@ func TestCrashAtEveryPoint(t *testing.T) {
 			if failed != nil {
 				t.Fatalf("no crash, yet step %+v failed", *failed)
 			}
+			// The workload made the log rotate and compact: the first
+			// segments are gone.
+			if names := fs.names(); len(names) < 2 || names[0] == "j/"+segmentName(1) {
+				t.Fatalf("after the workload the log has segments %q: it did not compact", names)
+			}
 			break
 		}
 		points++

@@ -15,6 +15,10 @@ import (
 // (group commit), so throughput grows with concurrency while every caller
 // still waits for its own records. Only one process may open a directory.
 //
+// The log starts no goroutine: the caller at the head of the queue writes
+// for everyone queued behind it, as LevelDB's writers do, so a lone
+// appender pays no hand-off.
+//
 // A File holds every live transaction's records in memory too, so Load and
 // Pending never read the disk; Forget and compaction keep both small.
 type File struct {
@@ -24,18 +28,19 @@ type File struct {
 	ins  *instruments
 	lock io.Closer
 
-	// mu guards closed; a sender holds it for reading until its request
-	// is queued, so that Close never closes the queue under it.
-	mu      sync.RWMutex
-	closed  bool
-	queue   chan *request
-	stopped chan struct{}
+	// mu guards the queue of requests, whether one of them is leading,
+	// and closed; inflight counts the requests queued and not yet done.
+	mu       sync.Mutex
+	queue    []*request
+	leading  bool
+	closed   bool
+	inflight sync.WaitGroup
 
 	state  sync.Mutex // guards idx and failed; the writer changes them only under it
 	idx    *index
 	failed error
 
-	// The writer goroutine's own.
+	// The leader's own (see lead).
 	active   *segment
 	segments []uint64 // every segment's index, the active one last
 	logBytes int64    // batch bytes in all segments
@@ -63,16 +68,16 @@ const (
 	opCompact
 )
 
-// request is one call queued for the writer.
+// request is one call queued for the leader.
 type request struct {
 	op        op
 	ctx       context.Context // a compaction's, for its span
 	txID      string
 	expectSeq uint64
 	records   []Record
-	done      chan error
+	done      chan error // the outcome, or errLead
 
-	// Set by the writer.
+	// Set by the leader.
 	head head      // the transaction's head after the request
 	size int64     // encoded size of records
 	at   time.Time // when a Forget was written
@@ -107,29 +112,30 @@ func (l *File) Compact(ctx context.Context) error {
 	return l.submit(ctx, &request{op: opCompact, ctx: ctx})
 }
 
-// submit queues r for the writer and waits for its outcome. ctx bounds only
-// the wait to be queued.
+// submit queues r and waits for its outcome. Queueing never blocks, so ctx
+// is checked only before; once queued, r is always carried out.
 func (l *File) submit(ctx context.Context, r *request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	r.done = make(chan error, 1)
-	l.mu.RLock()
+	l.mu.Lock()
 	if l.closed {
-		l.mu.RUnlock()
+		l.mu.Unlock()
 		return ErrClosed
 	}
-	if err := l.err(); err != nil {
-		l.mu.RUnlock()
-		return err
+	l.queue = append(l.queue, r)
+	l.inflight.Add(1)
+	defer l.inflight.Done()
+	leader := !l.leading
+	l.leading = true
+	l.mu.Unlock()
+	if !leader {
+		if err := <-r.done; err != errLead {
+			return err
+		}
 	}
-	select {
-	case l.queue <- r:
-		l.mu.RUnlock()
-	case <-ctx.Done():
-		l.mu.RUnlock()
-		return ctx.Err()
-	}
+	l.lead()
 	return <-r.done
 }
 
@@ -157,17 +163,17 @@ func (l *File) usable(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	l.mu.RLock()
+	l.mu.Lock()
 	closed := l.closed
-	l.mu.RUnlock()
+	l.mu.Unlock()
 	if closed {
 		return ErrClosed
 	}
 	return l.err()
 }
 
-// Close implements Log: it waits for the Appends already queued, then
-// closes the files and releases the directory's lock.
+// Close implements Log: it waits for the calls already queued, then closes
+// the files and releases the directory's lock.
 func (l *File) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -175,9 +181,8 @@ func (l *File) Close() error {
 		return ErrClosed
 	}
 	l.closed = true
-	close(l.queue)
 	l.mu.Unlock()
-	<-l.stopped
+	l.inflight.Wait()
 	l.ins.unobserve()
 	err := l.active.f.Close()
 	if lerr := l.lock.Close(); err == nil {

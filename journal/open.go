@@ -51,7 +51,6 @@ func Open(dir string, opts ...Option) (*File, error) {
 	}
 	l := &File{
 		dir: dir, cfg: cfg, fs: fs, idx: newIndex(), heads: map[string]head{},
-		queue: make(chan *request, cfg.maxGroup), stopped: make(chan struct{}),
 	}
 	l.ins = newInstruments(cfg.tel, "file", func() int {
 		l.state.Lock()
@@ -75,7 +74,6 @@ func Open(dir string, opts ...Option) (*File, error) {
 		}
 		return nil, err
 	}
-	go l.run()
 	return l, nil
 }
 

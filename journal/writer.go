@@ -1,42 +1,47 @@
 package journal
 
-// run is the writer goroutine: it takes the queued requests in groups and
-// commits each group with one write and one fdatasync, until Close closes
-// the queue and the requests already in it are done.
-func (l *File) run() {
-	defer close(l.stopped)
-	for r := range l.queue {
-		if r.op == opCompact {
-			r.done <- l.compact(r.ctx)
-			continue
-		}
-		l.group = append(l.group[:0], r)
-		var compact *request
-	drain:
-		for len(l.group) < l.cfg.maxGroup {
-			select {
-			case r, ok := <-l.queue:
-				if !ok {
-					break drain
-				}
-				if r.op == opCompact {
-					compact = r
-					break drain
-				}
-				l.group = append(l.group, r)
-			default:
-				break drain
-			}
-		}
-		l.commit(l.group)
-		clear(l.group)
-		switch {
-		case compact != nil:
-			compact.done <- l.compact(compact.ctx)
-		case l.overgrown():
-			_ = l.compact(nil) // a failure fails the log, and every later call says so
+import (
+	"context"
+	"errors"
+)
+
+// errLead is what a queued request is told when it comes to the head of
+// the queue: it is now the leader, and writes for the requests queued.
+var errLead = errors.New("journal: lead")
+
+// lead is the leader's work: it takes the requests queued, up to
+// WithMaxGroup of them, commits them with one write and one fdatasync, and
+// then hands the lead to the request now at the head of the queue, if
+// any. A compaction is carried out alone, in its turn.
+func (l *File) lead() {
+	l.mu.Lock()
+	n := 1
+	if l.queue[0].op != opCompact {
+		for n < len(l.queue) && n < l.cfg.maxGroup && l.queue[n].op != opCompact {
+			n++
 		}
 	}
+	l.group = append(l.group[:0], l.queue[:n]...)
+	l.queue = append(l.queue[:0], l.queue[n:]...)
+	l.mu.Unlock()
+
+	if r := l.group[0]; r.op == opCompact {
+		r.done <- l.compact(r.ctx)
+	} else {
+		l.commit(l.group)
+		if l.overgrown() {
+			_ = l.compact(context.Background()) // a failure fails the log, and every later call says so
+		}
+	}
+	clear(l.group)
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.queue) == 0 {
+		l.leading = false
+		return
+	}
+	l.queue[0].done <- errLead
 }
 
 // commit checks each request of group against the log and the requests
