@@ -14,10 +14,10 @@
 //	functional   Map, Filter, Reduce over slices and iter.Seq; ParallelMap; Result
 //	retry        retry policies with backoff and jitter, retry budgets, circuit breaker
 //	concurrency  TracedChannel, typed pipelines, fan-out, fan-in, batching, Singleflight
+//	journal      the durable write-ahead log that saga and twophase share
 //
 // Planned, and not yet in this version:
 //
-//	journal      the durable write-ahead log that saga and twophase share
 //	saga         a Saga runner: steps, compensation, recovery after a crash
 //	twophase     a two-phase-commit coordinator with presumed abort and recovery
 //
