@@ -1,0 +1,542 @@
+package saga
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/internal/telemetry"
+	"github.com/otelpatterns/otelpatterns/journal"
+	"github.com/otelpatterns/otelpatterns/retry"
+)
+
+// errStopped ends the attempts of a step whose saga aborted or stopped.
+var errStopped = errors.New("saga: stopped")
+
+// instance is one saga running in this process: its state, what the
+// journal says of it, and the goroutines that drive it.
+type instance[S any] struct {
+	s   *Saga[S]
+	def *Definition[S]
+	id  string
+	h   *handle
+	tel *sagaTelemetry
+
+	// ctx carries the saga's span. It is detached from the caller, so the
+	// saga outlives a caller who gives up; stop cancels it when the runner
+	// gives up (Close). stepsCtx, under it, is cancelled by an abort, to
+	// call back the actions in flight.
+	ctx         context.Context
+	stop        context.CancelCauseFunc
+	stepsCtx    context.Context
+	cancelSteps context.CancelFunc
+
+	mu        sync.Mutex
+	epoch     uint64
+	seq       uint64
+	state     S
+	durable   json.RawMessage // the state as last journaled, for a list definition
+	started   map[string]int  // step -> last attempt started (durable)
+	done      map[string]bool
+	comped    map[string]bool
+	aborting  bool
+	failed    string // the step that failed
+	cause     error  // why the saga aborted
+	stuck     error  // why compensation gave up
+	stuckStep string
+	dead      error // the journal refused a record: stop, no further effect
+	final     S
+}
+
+func newInstance[S any](s *Saga[S], id string, h *history) *instance[S] {
+	in := &instance[S]{
+		s: s, def: s.def, id: id, epoch: h.epoch,
+		started: map[string]int{}, done: map[string]bool{}, comped: map[string]bool{},
+	}
+	in.h = &handle{id: id, name: s.def.name, inst: in, done: make(chan struct{}), abort: in.abortBy, kill: in.kill}
+	return in
+}
+
+// open sets the instance's contexts and telemetry up under ctx.
+func (in *instance[S]) open(ctx context.Context, resumed bool, begun trace.SpanContext) context.Context {
+	ctx, in.tel = in.s.r.ins.start(ctx, in.def.name, in.id, resumed, begun)
+	in.ctx, in.stop = context.WithCancelCause(context.WithoutCancel(ctx))
+	in.stepsCtx, in.cancelSteps = context.WithCancel(in.ctx)
+	return ctx
+}
+
+// replay rebuilds the state and progress of a saga from its history.
+func (in *instance[S]) replay(h *history) error {
+	in.seq = h.seq
+	if err := json.Unmarshal(h.begin.State, &in.state); err != nil {
+		return fmt.Errorf("saga: %q: the initial state does not decode: %w", in.id, err)
+	}
+	in.durable = h.begin.State
+	for _, r := range h.results {
+		var out S
+		if err := json.Unmarshal(r.state, &out); err != nil {
+			return fmt.Errorf("saga: %q: the result of step %q does not decode: %w", in.id, r.step, err)
+		}
+		in.state = in.def.mergeResult(in.state, r.step, out)
+		in.durable = r.state
+	}
+	in.started, in.done, in.comped = h.started, h.done, h.comped
+	in.aborting, in.failed = h.aborting, h.failed
+	if h.aborting {
+		in.cause = errors.New(h.reason)
+	}
+	return nil
+}
+
+// start drives the saga on a goroutine the runner owns (claim counted it).
+func (in *instance[S]) start() {
+	go func() {
+		defer in.s.r.wg.Done()
+		in.drive()
+	}()
+}
+
+// stopBeforeStart undoes a claim when the saga could not begin.
+func (in *instance[S]) stopBeforeStart(err error) {
+	in.mu.Lock()
+	in.dead = err
+	in.mu.Unlock()
+	in.finish()
+	in.s.r.wg.Done()
+}
+
+func (in *instance[S]) drive() {
+	if !in.isAborting() {
+		in.forward()
+	}
+	if in.isAborting() {
+		in.compensate()
+	}
+	in.finish()
+}
+
+func (in *instance[S]) isAborting() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.aborting && in.dead == nil
+}
+
+// appendLocked writes records ahead, under the owner's epoch. A refusal
+// (the journal failed, or another runner took the saga over) stops the
+// saga here for good: no further effect.
+func (in *instance[S]) appendLocked(recs ...journal.Record) error {
+	if in.dead != nil {
+		return in.dead
+	}
+	for i := range recs {
+		recs[i].Epoch = in.epoch
+	}
+	if err := in.s.r.log.Append(context.WithoutCancel(in.ctx), in.id, in.seq, recs...); err != nil {
+		in.dead = fmt.Errorf("saga %q: journal: %w", in.id, err)
+		in.cancelSteps()
+		return in.dead
+	}
+	in.seq += uint64(len(recs))
+	return nil
+}
+
+// abortLocked makes the abort durable, once: no action starts after it.
+func (in *instance[S]) abortLocked(step string, cause error) {
+	if in.aborting || in.dead != nil {
+		return
+	}
+	recs := []journal.Record{{Kind: kindAborting, Payload: []byte(cause.Error())}}
+	if step != "" {
+		recs = []journal.Record{{Kind: kindStepFailed, Step: step, Payload: []byte(cause.Error())}, recs[0]}
+	}
+	if in.appendLocked(recs...) == nil {
+		in.aborting, in.failed, in.cause = true, step, cause
+	}
+	in.cancelSteps()
+}
+
+// abortBy aborts the saga because its caller gave up.
+func (in *instance[S]) abortBy(cause error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if !in.finished() {
+		in.abortLocked("", cause)
+	}
+}
+
+// kill stops the saga where it is, with no further effect.
+func (in *instance[S]) kill(cause error) {
+	in.mu.Lock()
+	if in.dead == nil {
+		in.dead = cause
+	}
+	in.mu.Unlock()
+	in.stop(cause)
+}
+
+func (in *instance[S]) finished() bool {
+	select {
+	case <-in.h.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// snapshot returns the durable state and the outcome so far, for a caller
+// who gives up.
+func (in *instance[S]) snapshot() (S, Outcome) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	o := Aborting
+	if in.dead != nil || !in.aborting {
+		o = Pending
+	}
+	if in.def.merge != nil {
+		return in.copyLocked(), o
+	}
+	var state S
+	_ = json.Unmarshal(in.durable, &state) // it was journaled from an S
+	return state, o
+}
+
+// copyLocked returns a deep copy of the state, through JSON, so that steps
+// running in parallel share no memory.
+func (in *instance[S]) copyLocked() S {
+	var out S
+	if b, err := json.Marshal(in.state); err == nil {
+		_ = json.Unmarshal(b, &out)
+	}
+	return out
+}
+
+// forward runs the steps whose dependencies are done, in parallel where
+// the definition allows, until all are done, one fails, or the saga
+// aborts or stops.
+func (in *instance[S]) forward() {
+	steps := in.def.steps
+	launched := make([]bool, len(steps))
+	in.mu.Lock()
+	for i, st := range steps {
+		launched[i] = in.done[st.Name]
+	}
+	in.mu.Unlock()
+	results := make(chan stepResult, len(steps))
+	running := 0
+	for {
+		var ready []int
+		in.mu.Lock()
+		if !in.aborting && in.dead == nil {
+			for i := range steps {
+				if !launched[i] && in.depsDoneLocked(i) {
+					ready = append(ready, i)
+				}
+			}
+		}
+		in.mu.Unlock()
+		for _, i := range ready {
+			launched[i] = true
+			if running == 0 && len(ready) == 1 {
+				in.settle(in.runStep(i)) // the common case of a list: no goroutine
+				continue
+			}
+			running++
+			go func() { results <- in.runStep(i) }()
+		}
+		if running == 0 && len(ready) == 0 {
+			break
+		}
+		if running > 0 {
+			in.settle(<-results)
+			running--
+		}
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.aborting || in.dead != nil {
+		return
+	}
+	for _, st := range steps {
+		if !in.done[st.Name] {
+			return // cannot happen: every step ran or the saga aborted
+		}
+	}
+	in.endLocked(Completed, "", nil)
+}
+
+func (in *instance[S]) depsDoneLocked(i int) bool {
+	for _, j := range in.def.deps[i] {
+		if !in.done[in.def.steps[j].Name] {
+			return false
+		}
+	}
+	return true
+}
+
+type stepResult struct {
+	step string
+	err  error
+}
+
+// settle aborts the saga when a step failed for good.
+func (in *instance[S]) settle(r stepResult) {
+	if r.err == nil {
+		return
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if !errors.Is(r.err, errStopped) && in.dead == nil {
+		in.abortLocked(r.step, r.err)
+	}
+}
+
+// runStep runs a step's action under its retry policy. Every attempt is
+// journaled as started before the action is called, and the action's
+// result is journaled before the step counts as done.
+func (in *instance[S]) runStep(i int) stepResult {
+	st := &in.def.steps[i]
+	in.mu.Lock()
+	attempt := in.started[st.Name]
+	in.mu.Unlock()
+	op := func(ctx context.Context) error {
+		in.mu.Lock()
+		if in.aborting || in.dead != nil {
+			in.mu.Unlock()
+			return retry.Permanent(errStopped)
+		}
+		attempt++
+		n := attempt
+		if err := in.appendLocked(journal.Record{Kind: kindStepStarted, Step: st.Name, Attempt: n}); err != nil {
+			in.mu.Unlock()
+			return retry.Permanent(errStopped)
+		}
+		in.started[st.Name] = n
+		var state S
+		if in.def.merge != nil {
+			state = in.copyLocked()
+		} else {
+			state = in.state
+		}
+		in.mu.Unlock()
+
+		ctx = ContextWithStep(ctx, StepInfo{Saga: in.def.name, ID: in.id, Step: st.Name, Attempt: n})
+		ctx, span, sw := in.tel.startAttempt(ctx, st.Name, n, false)
+		if st.Timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, st.Timeout)
+			defer cancel()
+		}
+		var out S
+		err := errs.Try(func() (err error) {
+			out, err = st.Action(ctx, state)
+			return err
+		})
+		in.tel.endAttempt(ctx, span, sw, st.Name, false, err)
+		if err != nil {
+			return err
+		}
+		payload, err := json.Marshal(out)
+		if err != nil {
+			return retry.Permanent(fmt.Errorf("step %q returned a state that cannot be journaled as JSON: %w", st.Name, err))
+		}
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		if err := in.appendLocked(journal.Record{Kind: kindStepDone, Step: st.Name, Payload: payload}); err != nil {
+			return retry.Permanent(errStopped)
+		}
+		in.done[st.Name] = true
+		in.state = in.def.mergeResult(in.state, st.Name, out)
+		in.durable = payload
+		return nil
+	}
+	var err error
+	if st.Retry == nil {
+		err = op(in.stepsCtx)
+	} else {
+		err = retry.Run(untraced(in.stepsCtx), st.Retry, op)
+	}
+	if err != nil {
+		var re *retry.Error
+		if errors.As(err, &re) && re.Last != nil && !errors.Is(err, errStopped) {
+			err = re.Last
+		}
+		if errors.Is(err, errStopped) {
+			err = errStopped
+		}
+	}
+	return stepResult{step: st.Name, err: err}
+}
+
+// untraced hides the saga's span from the retry package, so that attempts
+// are the saga's own spans and not retry's as well; runStep and
+// compensateStep put the span back.
+func untraced(ctx context.Context) context.Context {
+	return trace.ContextWithSpan(ctx, telemetry.NoSpan)
+}
+
+// compensate runs the compensation of every step that started and is not
+// yet compensated, each only after the steps that depend on it, in
+// parallel where they are independent, under the runner's compensation
+// policy. When a compensation gives up, the saga is stuck.
+func (in *instance[S]) compensate() {
+	steps := in.def.steps
+	in.mu.Lock()
+	need := make([]bool, len(steps))
+	for i, st := range steps {
+		need[i] = in.started[st.Name] > 0 && !in.comped[st.Name] && st.Compensate != nil
+	}
+	state, _ := json.Marshal(in.state)
+	in.mu.Unlock()
+	launched := make([]bool, len(steps))
+	results := make(chan stepResult, len(steps))
+	running := 0
+	for {
+		var ready []int
+		in.mu.Lock()
+		if in.stuck == nil && in.dead == nil {
+			for i := range steps {
+				if need[i] && !launched[i] && in.dependentsCompensatedLocked(i, need) {
+					ready = append(ready, i)
+				}
+			}
+		}
+		in.mu.Unlock()
+		for _, i := range ready {
+			launched[i] = true
+			running++
+			go func() { results <- in.compensateStep(i, state) }()
+		}
+		if running == 0 {
+			break
+		}
+		r := <-results
+		running--
+		if r.err != nil {
+			in.mu.Lock()
+			if in.dead == nil && in.stuck == nil {
+				if in.appendLocked(journal.Record{Kind: kindStuck, Step: r.step, Payload: []byte(r.err.Error())}) == nil {
+					in.stuck, in.stuckStep = r.err, r.step
+				}
+			}
+			in.mu.Unlock()
+		}
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.stuck != nil || in.dead != nil {
+		return
+	}
+	for i := range steps {
+		if need[i] && !in.comped[steps[i].Name] {
+			return
+		}
+	}
+	in.endLocked(Compensated, in.failed, in.cause)
+}
+
+func (in *instance[S]) dependentsCompensatedLocked(i int, need []bool) bool {
+	for _, j := range in.def.dependents[i] {
+		if need[j] && !in.comped[in.def.steps[j].Name] {
+			return false
+		}
+	}
+	return true
+}
+
+// compensateStep runs a step's compensation until it succeeds or the
+// policy gives up, and journals its success.
+func (in *instance[S]) compensateStep(i int, state json.RawMessage) stepResult {
+	st := &in.def.steps[i]
+	cfg := in.s.r.cfg
+	attempt := 0
+	err := retry.Run(untraced(in.ctx), cfg.compRetry, func(ctx context.Context) error {
+		if in.isDead() {
+			return retry.Permanent(errStopped)
+		}
+		attempt++
+		var s S
+		if err := json.Unmarshal(state, &s); err != nil {
+			return retry.Permanent(err)
+		}
+		ctx = ContextWithStep(ctx, StepInfo{Saga: in.def.name, ID: in.id, Step: st.Name, Attempt: attempt, Compensating: true})
+		ctx, span, sw := in.tel.startAttempt(ctx, st.Name, attempt, true)
+		if cfg.compTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, cfg.compTimeout)
+			defer cancel()
+		}
+		err := errs.Try(func() error { return st.Compensate(ctx, s) })
+		in.tel.endAttempt(ctx, span, sw, st.Name, true, err)
+		return err
+	})
+	if err == nil {
+		in.mu.Lock()
+		if in.appendLocked(journal.Record{Kind: kindCompensated, Step: st.Name}) == nil {
+			in.comped[st.Name] = true
+		}
+		in.mu.Unlock()
+	}
+	if in.isDead() {
+		err = nil // stopped here; Recover goes on
+	}
+	return stepResult{step: st.Name, err: err}
+}
+
+func (in *instance[S]) isDead() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.dead != nil
+}
+
+// endLocked writes the End record with the outcome.
+func (in *instance[S]) endLocked(o Outcome, step string, cause error) {
+	state, _ := json.Marshal(in.state)
+	end := endPayload{Outcome: o.String(), State: state, Step: step}
+	if cause != nil {
+		end.Error = cause.Error()
+	}
+	payload, _ := json.Marshal(end)
+	_ = in.appendLocked(journal.Record{Kind: kindEnd, End: true, Payload: payload})
+}
+
+// finish publishes the outcome, ends the telemetry and leaves the runner.
+func (in *instance[S]) finish() {
+	in.mu.Lock()
+	o, err := in.outcomeLocked()
+	in.final = in.state
+	in.h.outcome, in.h.err = o, err
+	in.mu.Unlock()
+	if in.tel != nil {
+		in.tel.end(in.ctx, o, err)
+		if o == Stuck {
+			in.s.r.countStuck(in.ctx, in.id, in.def.name)
+		}
+	}
+	if in.stop != nil {
+		in.stop(nil)
+		in.cancelSteps()
+	}
+	in.s.r.release(in.h)
+	close(in.h.done)
+}
+
+func (in *instance[S]) outcomeLocked() (Outcome, error) {
+	fail := func(o Outcome, err error) (Outcome, error) {
+		return o, &Error{Saga: in.def.name, ID: in.id, Step: in.failed, Outcome: o, Err: err}
+	}
+	switch {
+	case in.dead != nil:
+		return fail(Pending, in.dead)
+	case in.stuck != nil:
+		return fail(Stuck, fmt.Errorf("compensation of step %q: %w", in.stuckStep, in.stuck))
+	case in.aborting:
+		return fail(Compensated, in.cause)
+	default:
+		return Completed, nil
+	}
+}

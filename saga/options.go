@@ -1,0 +1,91 @@
+package saga
+
+import (
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/otelpatterns/internal/telemetry"
+	"github.com/otelpatterns/otelpatterns/retry"
+)
+
+// An Option configures a Runner.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// DefaultCompensationTimeout bounds each compensation attempt unless
+// WithCompensationTimeout says otherwise.
+const DefaultCompensationTimeout = 30 * time.Second
+
+type config struct {
+	compRetry   *retry.Policy
+	compTimeout time.Duration
+	tel         telemetry.Config
+}
+
+func newConfig(opts []Option) (*config, error) {
+	c := &config{compTimeout: DefaultCompensationTimeout}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(c)
+		}
+	}
+	if c.compTimeout < 0 {
+		return nil, fmt.Errorf("saga: WithCompensationTimeout(%v): the timeout must not be negative (0 for none)", c.compTimeout)
+	}
+	if c.compRetry == nil {
+		p, err := retry.New(
+			retry.WithName("saga.compensation"),
+			retry.WithMaxAttempts(8),
+			retry.WithExponentialBackoff(50*time.Millisecond, 5*time.Second, retry.FullJitter),
+			retry.WithTracerProvider(c.tel.TracerProvider()),
+			retry.WithMeterProvider(c.tel.MeterProvider()))
+		if err != nil {
+			return nil, err
+		}
+		c.compRetry = p
+	}
+	return c, nil
+}
+
+// WithCompensationRetry sets how compensations are retried; nil is
+// ignored. When it gives up, the saga is stuck. The default makes 8
+// attempts with full-jitter exponential backoff from 50ms to 5s.
+func WithCompensationRetry(p *retry.Policy) Option {
+	return optionFunc(func(c *config) {
+		if p != nil {
+			c.compRetry = p
+		}
+	})
+}
+
+// WithCompensationTimeout bounds each compensation attempt; 0 for no bound.
+// The default is DefaultCompensationTimeout.
+func WithCompensationTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.compTimeout = d })
+}
+
+// WithTracerProvider sets the tracer provider; nil is ignored. The default
+// is the global one.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) { c.tel.SetTracerProvider(tp) })
+}
+
+// WithMeterProvider sets the meter provider; nil is ignored. The default is
+// the global one.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.tel.SetMeterProvider(mp) })
+}
+
+// WithPropagators sets the propagators that write the trace context and
+// baggage of a saga's caller into its Begin record, and read them back on
+// recovery; nil is ignored. The default is the global ones.
+func WithPropagators(p propagation.TextMapPropagator) Option {
+	return optionFunc(func(c *config) { c.tel.SetPropagators(p) })
+}

@@ -1,0 +1,450 @@
+package saga
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/journal"
+)
+
+// Runner runs sagas, writing every step ahead to a journal, and owns the
+// goroutines that finish them: compensation goes on after a caller gives
+// up. One Runner serves any number of definitions; Register each.
+type Runner struct {
+	log journal.Log
+	cfg *config
+	ins *instruments
+
+	mu     sync.Mutex
+	defs   map[defKey]registered
+	names  map[string]bool // every registered name, any version
+	live   map[string]*handle
+	stuck  map[string]bool // sagas counted in the stuck gauge
+	closed bool
+	wg     sync.WaitGroup
+}
+
+type defKey struct {
+	name    string
+	version int
+}
+
+// registered is a Definition with its state type erased, for recovery.
+type registered interface {
+	fingerprint() string
+	// resume starts a saga from its history under a new epoch.
+	resume(ctx context.Context, id string, h *history) (*handle, error)
+}
+
+// handle is a saga running in this process.
+type handle struct {
+	id, name string
+	inst     any // the *instance[S]
+	done     chan struct{}
+	outcome  Outcome
+	err      error
+	abort    func(cause error) // the caller gave up: abort, durably
+	kill     func(cause error) // the runner gave up: stop, no further effect
+}
+
+// NewRunner returns a runner that writes ahead to log.
+func NewRunner(log journal.Log, opts ...Option) (*Runner, error) {
+	if log == nil {
+		return nil, errors.New("saga: NewRunner: the journal is nil; pass journal.NewMemory() or journal.Open(dir)")
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Runner{
+		log: log, cfg: cfg, ins: newInstruments(cfg.tel),
+		defs: map[defKey]registered{}, names: map[string]bool{}, live: map[string]*handle{}, stuck: map[string]bool{},
+	}, nil
+}
+
+// Saga is a Definition registered with a Runner: what Run is called on.
+type Saga[S any] struct {
+	r   *Runner
+	def *Definition[S]
+}
+
+// Register makes r able to run and recover sagas of def. Registering
+// several versions of one definition lets sagas begun under the old one
+// finish under it. Registering one name and version twice is an error.
+func Register[S any](r *Runner, def *Definition[S]) (*Saga[S], error) {
+	if r == nil || def == nil {
+		return nil, errors.New("saga: Register: the runner and the definition must not be nil")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := defKey{def.name, def.version}
+	if _, dup := r.defs[k]; dup {
+		return nil, fmt.Errorf("saga: Register: %q version %d is already registered", def.name, def.version)
+	}
+	s := &Saga[S]{r: r, def: def}
+	r.defs[k] = s
+	r.names[def.name] = true
+	return s, nil
+}
+
+func (s *Saga[S]) fingerprint() string { return s.def.fingerprint }
+
+// claim registers h as the live saga id, unless one is live already, which
+// it returns instead.
+func (r *Runner) claim(h *handle) (*handle, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if live, ok := r.live[h.id]; ok {
+		return live, nil
+	}
+	r.live[h.id] = h
+	r.wg.Add(1)
+	return nil, nil
+}
+
+func (r *Runner) release(h *handle) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.live[h.id] == h {
+		delete(r.live, h.id)
+	}
+}
+
+func (r *Runner) liveHandle(id string) *handle {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.live[id]
+}
+
+// Run runs saga id from initial and returns its final state and outcome.
+//
+//   - A new id begins a saga: Begin is durable before any step.
+//   - An id that ended returns the outcome the journal recorded, and runs
+//     nothing.
+//   - An id that is unfinished is resumed: this runner takes it over with
+//     a higher epoch, so a runner that still drives it elsewhere is fenced
+//     off; initial is then ignored.
+//   - An id that is running in this runner is joined.
+//
+// Completed returns a nil error. Any other outcome returns an *Error. When
+// ctx ends first, the saga aborts: Run returns as soon as the abort is
+// durable, with Aborting, and the runner compensates in the background.
+func (s *Saga[S]) Run(ctx context.Context, id string, initial S) (S, Outcome, error) {
+	var zero S
+	if id == "" || len(id) > journal.MaxIDLen {
+		return zero, Pending, fmt.Errorf("saga: Run: the ID must be 1 to %d bytes", journal.MaxIDLen)
+	}
+	if h := s.r.liveHandle(id); h != nil {
+		return s.join(ctx, h)
+	}
+	recs, err := s.r.log.Load(ctx, id)
+	switch {
+	case errors.Is(err, journal.ErrForgotten):
+		return zero, Pending, fmt.Errorf("%w: %q", ErrForgotten, id)
+	case err != nil:
+		return zero, Pending, fmt.Errorf("saga: Run %q: %w", id, err)
+	}
+	var h *handle
+	if len(recs) == 0 {
+		h, err = s.begin(ctx, id, initial)
+	} else {
+		h, err = s.resumeRecords(ctx, id, recs)
+	}
+	if err != nil || h == nil {
+		return s.recorded(id, recs, err)
+	}
+	return s.join(ctx, h)
+}
+
+// recorded returns what the journal says of a saga that Run does not run:
+// the outcome of an ended one, or err.
+func (s *Saga[S]) recorded(id string, recs []journal.Record, err error) (S, Outcome, error) {
+	var zero S
+	if err != nil {
+		return zero, Pending, err
+	}
+	h, ok, err := readHistory(recs)
+	switch {
+	case err != nil:
+		return zero, Pending, err
+	case !ok || !h.ended:
+		return zero, Pending, fmt.Errorf("saga: %q is not a finished saga", id)
+	}
+	var state S
+	if len(h.end.State) > 0 {
+		if err := json.Unmarshal(h.end.State, &state); err != nil {
+			return zero, Pending, fmt.Errorf("saga: %q: the recorded state does not decode: %w", id, err)
+		}
+	}
+	o := parseOutcome(h.end.Outcome)
+	if o == Completed {
+		return state, o, nil
+	}
+	return state, o, &Error{Saga: h.begin.Name, ID: id, Step: h.end.Step, Outcome: o, Err: errors.New(h.end.Error)}
+}
+
+// begin writes the Begin record of a new saga and starts it.
+func (s *Saga[S]) begin(ctx context.Context, id string, initial S) (*handle, error) {
+	state, err := json.Marshal(initial)
+	if err != nil {
+		return nil, fmt.Errorf("saga: Run %q: the initial state cannot be journaled as JSON: %w", id, err)
+	}
+	payload, err := json.Marshal(beginPayload{Name: s.def.name, Version: s.def.version, Fingerprint: s.def.fingerprint, State: state})
+	if err != nil {
+		return nil, err
+	}
+	in := newInstance(s, id, &history{epoch: 1})
+	if live, err := s.r.claim(in.h); live != nil || err != nil {
+		return live, err
+	}
+	ctx = in.open(ctx, false, trace.SpanContext{})
+	carrier := propagation.MapCarrier{}
+	s.r.cfg.tel.Propagators().Inject(ctx, carrier)
+	if err := json.Unmarshal(state, &in.state); err != nil {
+		in.stopBeforeStart(err)
+		return nil, err
+	}
+	in.durable = state
+	err = s.r.log.Append(ctx, id, 0, journal.Record{Epoch: 1, Kind: kindBegin, Payload: payload, Carrier: carrier})
+	if err != nil {
+		in.stopBeforeStart(err)
+		if errors.Is(err, journal.ErrConflict) {
+			return nil, fmt.Errorf("saga: Run %q: another runner began this saga at the same time: %w", id, err)
+		}
+		return nil, fmt.Errorf("saga: Run %q: %w", id, err)
+	}
+	in.seq = 1
+	in.start()
+	return in.h, nil
+}
+
+// resumeRecords resumes an unfinished saga that Run was given; it returns
+// a nil handle for an ended one.
+func (s *Saga[S]) resumeRecords(ctx context.Context, id string, recs []journal.Record) (*handle, error) {
+	h, ok, err := readHistory(recs)
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return nil, fmt.Errorf("saga: Run %q: the ID belongs to a journal entry that is not a saga", id)
+	case h.ended:
+		return nil, nil
+	case h.begin.Name != s.def.name:
+		return nil, fmt.Errorf("saga: Run %q: the ID belongs to a %q saga, not %q", id, h.begin.Name, s.def.name)
+	case h.begin.Version != s.def.version || h.begin.Fingerprint != s.def.fingerprint:
+		return nil, fmt.Errorf("%w: %q began as %q version %d", ErrDefinitionChanged, id, h.begin.Name, h.begin.Version)
+	case h.stuck != "":
+		return nil, &Error{Saga: s.def.name, ID: id, Step: h.stuckAt, Outcome: Stuck, Err: errors.New(h.stuck)}
+	}
+	return s.resume(ctx, id, h)
+}
+
+// resume takes a saga over from its history and starts it.
+func (s *Saga[S]) resume(ctx context.Context, id string, h *history) (*handle, error) {
+	in := newInstance(s, id, h)
+	if err := in.replay(h); err != nil {
+		return nil, err
+	}
+	if live, err := s.r.claim(in.h); live != nil || err != nil {
+		return live, err
+	}
+	begun := trace.SpanContextFromContext(s.r.cfg.tel.Propagators().Extract(context.Background(), propagation.MapCarrier(h.carrier)))
+	in.open(ctx, true, begun)
+	in.epoch = h.epoch + 1
+	kinds := []journal.Record{{Kind: kindOwner}}
+	if h.stuck != "" { // RetryStuck
+		kinds = append(kinds, journal.Record{Kind: kindRetry})
+	}
+	in.mu.Lock()
+	err := in.appendLocked(kinds...)
+	in.mu.Unlock()
+	if err != nil {
+		in.stopBeforeStart(err)
+		return nil, fmt.Errorf("saga: take over %q: %w", id, err)
+	}
+	in.start()
+	return in.h, nil
+}
+
+// join waits for a live saga's outcome, or for ctx: then it aborts it and
+// returns once the abort is durable.
+func (s *Saga[S]) join(ctx context.Context, h *handle) (S, Outcome, error) {
+	var zero S
+	in, ok := h.inst.(*instance[S])
+	if !ok || in.def != s.def {
+		return zero, Pending, fmt.Errorf("saga: Run %q: the ID is running as a %q saga", h.id, h.name)
+	}
+	select {
+	case <-h.done:
+		return in.final, h.outcome, h.err
+	case <-ctx.Done():
+	}
+	h.abort(context.Cause(ctx))
+	select {
+	case <-h.done:
+		return in.final, h.outcome, h.err
+	default:
+	}
+	state, o := in.snapshot()
+	return state, o, &Error{Saga: s.def.name, ID: h.id, Outcome: o, Err: ctx.Err()}
+}
+
+// Recover takes over every saga that the journal shows unfinished and
+// that no saga of this runner is running, and drives each to its outcome:
+// forward where no step failed, backward where one did. It returns a
+// report for each saga it found, once all have an outcome or ctx ends;
+// the sagas go on in the background after that, and Close waits for them.
+//
+// A saga whose definition is not registered here is left alone (its
+// report's error is ErrNotRegistered); one whose definition changed since
+// it began is marked stuck (ErrDefinitionChanged); a stuck one stays
+// stuck until RetryStuck or Resolve.
+func (r *Runner) Recover(ctx context.Context) (reports []Report, err error) {
+	ctx, span := r.ins.tel.Tracer.Start(ctx, spanRecover)
+	defer func() {
+		errs.Record(span, err)
+		span.End()
+	}()
+	ids, err := r.log.Pending(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("saga: Recover: %w", err)
+	}
+	var running []*handle
+	for _, id := range ids {
+		if r.liveHandle(id) != nil {
+			continue
+		}
+		recs, err := r.log.Load(ctx, id)
+		if err != nil {
+			return reports, fmt.Errorf("saga: Recover %q: %w", id, err)
+		}
+		h, ok, err := readHistory(recs)
+		if !ok {
+			continue // not a saga's
+		}
+		rep := Report{ID: id}
+		if err == nil {
+			rep.Name, rep.Version = h.begin.Name, h.begin.Version
+			var live *handle
+			live, rep.Outcome, rep.Err = r.recoverOne(ctx, id, h)
+			if live != nil {
+				running = append(running, live)
+				continue
+			}
+		} else {
+			rep.Err = err
+		}
+		reports = append(reports, rep)
+	}
+	for _, h := range running {
+		select {
+		case <-h.done:
+		case <-ctx.Done():
+			return reports, ctx.Err()
+		}
+		reports = append(reports, Report{ID: h.id, Name: h.name, Outcome: h.outcome, Err: h.err})
+	}
+	return reports, nil
+}
+
+// Report is what Recover did with one saga.
+type Report struct {
+	ID      string
+	Name    string
+	Version int
+	Outcome Outcome
+	Err     error
+}
+
+func (r *Runner) recoverOne(ctx context.Context, id string, h *history) (*handle, Outcome, error) {
+	if h.stuck != "" {
+		r.countStuck(ctx, id, h.begin.Name)
+		return nil, Stuck, &Error{Saga: h.begin.Name, ID: id, Step: h.stuckAt, Outcome: Stuck, Err: errors.New(h.stuck)}
+	}
+	r.mu.Lock()
+	def, ok := r.defs[defKey{h.begin.Name, h.begin.Version}]
+	known := r.names[h.begin.Name]
+	r.mu.Unlock()
+	switch {
+	case !known:
+		return nil, Pending, fmt.Errorf("%w: %q version %d", ErrNotRegistered, h.begin.Name, h.begin.Version)
+	case !ok || def.fingerprint() != h.begin.Fingerprint:
+		reason := fmt.Sprintf("%v: %q version %d", ErrDefinitionChanged, h.begin.Name, h.begin.Version)
+		err := r.log.Append(ctx, id, h.seq,
+			journal.Record{Epoch: h.epoch + 1, Kind: kindOwner},
+			journal.Record{Epoch: h.epoch + 1, Kind: kindStuck, Payload: []byte(reason)})
+		if err != nil {
+			return nil, Pending, fmt.Errorf("saga: mark %q stuck: %w", id, err)
+		}
+		r.countStuck(ctx, id, h.begin.Name)
+		return nil, Stuck, &Error{Saga: h.begin.Name, ID: id, Outcome: Stuck, Err: fmt.Errorf("%w: %q version %d", ErrDefinitionChanged, h.begin.Name, h.begin.Version)}
+	}
+	live, err := def.resume(ctx, id, h)
+	if err != nil {
+		return nil, Pending, err
+	}
+	return live, Pending, nil
+}
+
+// countStuck counts a stuck saga in the stuck gauge, once per process.
+func (r *Runner) countStuck(ctx context.Context, id, name string) {
+	r.mu.Lock()
+	seen := r.stuck[id]
+	r.stuck[id] = true
+	r.mu.Unlock()
+	if !seen {
+		r.ins.stuckChanged(ctx, name, 1)
+	}
+}
+
+func (r *Runner) uncountStuck(ctx context.Context, id, name string) {
+	r.mu.Lock()
+	seen := r.stuck[id]
+	delete(r.stuck, id)
+	r.mu.Unlock()
+	if seen {
+		r.ins.stuckChanged(ctx, name, -1)
+	}
+}
+
+// Close stops new sagas and waits for the ones running, compensations
+// included, until ctx ends. Then it stops them where they are, with no
+// further effect, leaves them to Recover, and returns ctx's error once
+// their goroutines have returned (actions and compensations must heed
+// their ctx). Close does not close the journal.
+func (r *Runner) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	r.closed = true
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		r.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	r.mu.Lock()
+	for _, h := range r.live {
+		h.kill(ErrClosed)
+	}
+	r.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
