@@ -261,11 +261,6 @@ func (d *Definition[S]) computeFingerprint() string {
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
-// step returns the index of the step named name, or -1.
-func (d *Definition[S]) step(name string) int {
-	return slices.IndexFunc(d.steps, func(s Step[S]) bool { return s.Name == name })
-}
-
 func (d *Definition[S]) mergeResult(state S, step string, result S) S {
 	if d.merge == nil {
 		return result
