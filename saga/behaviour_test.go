@@ -1,0 +1,262 @@
+package saga_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/otelpatterns/otelpatterns/journal"
+	"github.com/otelpatterns/otelpatterns/retry"
+	"github.com/otelpatterns/otelpatterns/saga"
+)
+
+// flaky returns a compensation that fails its first n calls.
+func flaky(n int32, calls *atomic.Int32) func(context.Context, order) error {
+	return func(ctx context.Context, o order) error {
+		if calls.Add(1) <= n {
+			return errors.New("refund service unavailable")
+		}
+		return nil
+	}
+}
+
+func failing(context.Context, order) (order, error) { return order{}, errors.New("declined") }
+
+func noop(_ context.Context, o order) (order, error) { return o, nil }
+
+func TestCompensationRetriesUntilItSucceeds(t *testing.T) {
+	var calls atomic.Int32
+	s := register(t, newRunner(t, memLog(t)), "checkout", []saga.Step[order]{
+		{Name: "charge", Action: noop, Compensate: flaky(2, &calls)},
+		{Name: "ship", Action: failing},
+	})
+	_, o, err := s.Run(context.Background(), "o-1", order{})
+	if o != saga.Compensated || calls.Load() != 3 {
+		t.Fatalf("Run = %v, %v after %d compensation calls; want Compensated after 3", o, err, calls.Load())
+	}
+}
+
+func TestStuckSagaIsListedRetriedAndResolved(t *testing.T) {
+	log := memLog(t)
+	r := newRunner(t, log) // compensation: 3 attempts
+	var calls atomic.Int32
+	var broken atomic.Bool
+	broken.Store(true)
+	s := register(t, r, "checkout", []saga.Step[order]{
+		{Name: "charge", Action: noop, Compensate: func(ctx context.Context, o order) error {
+			calls.Add(1)
+			if broken.Load() {
+				return errors.New("refund service down")
+			}
+			return nil
+		}},
+		{Name: "ship", Action: failing},
+	})
+	ctx := context.Background()
+	for _, id := range []string{"o-1", "o-2"} {
+		_, o, err := s.Run(ctx, id, order{})
+		if o != saga.Stuck || !errors.Is(err, saga.ErrStuck) {
+			t.Fatalf("Run(%s) = %v, %v; want Stuck", id, o, err)
+		}
+	}
+	if calls.Load() != 6 {
+		t.Fatalf("%d compensation calls, want 3 a saga", calls.Load())
+	}
+	stuck, err := r.Stuck(ctx)
+	if err != nil || len(stuck) != 2 || stuck[0].ID != "o-1" || stuck[0].Step != "charge" {
+		t.Fatalf("Stuck() = %+v, %v", stuck, err)
+	}
+	// Recover leaves stuck sagas alone.
+	if _, err := r.Recover(ctx); err != nil || calls.Load() != 6 {
+		t.Fatalf("Recover = %v, and compensated %d times; want stuck sagas left alone", err, calls.Load())
+	}
+	// Once the refund service is back, a person retries one ...
+	broken.Store(false)
+	if o, err := r.RetryStuck(ctx, "o-1"); o != saga.Compensated || !errors.Is(err, saga.ErrAborted) {
+		t.Fatalf("RetryStuck = %v, %v; want Compensated", o, err)
+	}
+	// ... and resolves the other by hand.
+	if err := r.Resolve(ctx, "o-2", "refunded by phone, ticket 812"); err != nil {
+		t.Fatal(err)
+	}
+	if stuck, _ := r.Stuck(ctx); len(stuck) != 0 {
+		t.Fatalf("Stuck() = %+v after retry and resolve", stuck)
+	}
+	if _, o, err := s.Run(ctx, "o-2", order{}); o != saga.Resolved || err == nil {
+		t.Fatalf("Run of a resolved saga = %v, %v; want Resolved with the note", o, err)
+	}
+	if err := r.Resolve(ctx, "o-1", "x"); err == nil {
+		t.Fatal("Resolve of a saga that is not stuck succeeded")
+	}
+}
+
+func TestStepTimeout(t *testing.T) {
+	var attempts atomic.Int32
+	policy, err := retry.New(retry.WithMaxAttempts(2), retry.WithConstantBackoff(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLedger()
+	s := register(t, newRunner(t, memLog(t)), "checkout", []saga.Step[order]{
+		l.step("reserve", nil),
+		{Name: "slow", Timeout: 20 * time.Millisecond, Retry: policy, Action: func(ctx context.Context, o order) (order, error) {
+			attempts.Add(1)
+			<-ctx.Done()
+			return o, ctx.Err()
+		}},
+	})
+	start := time.Now()
+	_, o, err := s.Run(context.Background(), "o-1", order{})
+	if o != saga.Compensated || !errors.Is(err, context.DeadlineExceeded) || attempts.Load() != 2 {
+		t.Fatalf("Run = %v, %v after %d attempts; want Compensated by a deadline after 2", o, err, attempts.Load())
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("two 20ms attempts took %v", d)
+	}
+	if ev := l.list(); !slices.Equal(ev, []string{"do reserve", "undo reserve"}) {
+		t.Fatalf("effects %q", ev)
+	}
+}
+
+func TestCancelReturnsPromptlyAndCompensates(t *testing.T) {
+	l := newLedger()
+	r := newRunner(t, memLog(t))
+	inStep := make(chan struct{})
+	release := make(chan struct{})
+	var compensated sync.WaitGroup
+	compensated.Add(1)
+	s := register(t, r, "checkout", []saga.Step[order]{
+		{Name: "reserve", Action: noop, Compensate: func(ctx context.Context, o order) error {
+			<-release // compensation is slow: Run must not wait for it
+			compensated.Done()
+			return nil
+		}},
+		{Name: "charge", Action: func(ctx context.Context, o order) (order, error) {
+			close(inStep)
+			<-ctx.Done() // the action heeds its ctx, which the abort cancels
+			return o, ctx.Err()
+		}},
+		l.step("ship", nil),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-inStep
+		cancel()
+	}()
+	start := time.Now()
+	_, o, err := s.Run(ctx, "o-1", order{})
+	if o != saga.Aborting || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, %v; want Aborting, context.Canceled", o, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Run took %v to return after its ctx was canceled", d)
+	}
+	close(release)
+	compensated.Wait()
+	// Run again with the same ID joins the saga, or reads its outcome.
+	_, o, _ = s.Run(context.Background(), "o-1", order{})
+	if o != saga.Compensated {
+		t.Fatalf("after the compensation, Run = %v, want Compensated", o)
+	}
+	if ev := l.list(); len(ev) != 0 {
+		t.Fatalf("ship ran after the abort: %q", ev)
+	}
+}
+
+func TestSecondRunnerFencesFirst(t *testing.T) {
+	log := memLog(t)
+	svc := newServices()
+	svc.attach(&crashLog{Log: log})
+	inB := make(chan struct{})
+	releaseB := make(chan struct{})
+	steps := func() []saga.Step[order] {
+		b := svc.step("b", false)
+		action := b.Action
+		b.Action = func(ctx context.Context, o order) (order, error) {
+			if info, _ := saga.StepFromContext(ctx); info.Attempt == 1 {
+				close(inB)
+				<-releaseB // the first runner is slow here ...
+			}
+			return action(ctx, o)
+		}
+		return []saga.Step[order]{svc.step("a", false), b, svc.step("c", false)}
+	}
+	first := register(t, newRunner(t, log), "fenced", steps())
+	second := register(t, newRunner(t, log), "fenced", steps())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := first.Run(context.Background(), "s-1", order{})
+		done <- err
+	}()
+	<-inB
+	// ... so the second takes the saga over, and finishes it.
+	_, o, err := second.Run(context.Background(), "s-1", order{})
+	if o != saga.Completed || err != nil {
+		t.Fatalf("second runner: %v, %v", o, err)
+	}
+	close(releaseB)
+	// The first runner's next record is refused: fenced by the new epoch,
+	// or refused because the saga has ended since.
+	if err := <-done; !errors.Is(err, journal.ErrFenced) && !errors.Is(err, journal.ErrEnded) {
+		t.Fatalf("first runner: %v, want the journal's refusal", err)
+	}
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	for _, step := range []string{"a", "b", "c"} {
+		if svc.did[step] != 1 {
+			t.Fatalf("step %q had its effect %d times", step, svc.did[step])
+		}
+	}
+}
+
+func TestRecoverResumesAndMarksChangedDefinitionsStuck(t *testing.T) {
+	log := memLog(t)
+	ctx := context.Background()
+	l := newLedger()
+	v1 := []saga.Step[order]{l.step("a", nil), l.step("b", nil)}
+	changed := []saga.Step[order]{l.step("a", nil), l.step("b", nil), l.step("c", nil)}
+
+	// o-1 crashes after step a; o-2, begun under other code that carried
+	// the same version number, crashes after Begin.
+	for _, c := range []struct {
+		id    string
+		steps []saga.Step[order]
+		at    int
+	}{{"o-1", v1, 4}, {"o-2", changed, 2}} {
+		r, err := saga.NewRunner(&crashLog{Log: log, atAppend: c.at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := register(t, r, "checkout", c.steps)
+		if _, o, _ := s.Run(ctx, c.id, order{}); o != saga.Pending {
+			t.Fatalf("a runner whose journal died returned %v, want Pending", o)
+		}
+		_ = r.Close(ctx)
+	}
+
+	r := newRunner(t, log)
+	register(t, r, "checkout", v1)
+	register(t, r, "unrelated", v1)
+	reports, err := r.Recover(ctx)
+	if err != nil || len(reports) != 2 {
+		t.Fatalf("Recover = %+v, %v", reports, err)
+	}
+	slices.SortFunc(reports, func(a, b saga.Report) int { return strings.Compare(a.ID, b.ID) })
+	if reports[0].Outcome != saga.Completed || reports[0].Err != nil {
+		t.Fatalf("o-1 recovered as %+v, want Completed", reports[0])
+	}
+	if reports[1].Outcome != saga.Stuck || !errors.Is(reports[1].Err, saga.ErrDefinitionChanged) {
+		t.Fatalf("o-2 recovered as %+v, want Stuck with ErrDefinitionChanged", reports[1])
+	}
+	if got := l.list(); !slices.Equal(got, []string{"do a", "do b"}) {
+		t.Fatalf("effects %q, want a once before the crash and b once after", got)
+	}
+	if stuck, _ := r.Stuck(ctx); len(stuck) != 1 || stuck[0].ID != "o-2" {
+		t.Fatalf("Stuck() = %+v", stuck)
+	}
+}
