@@ -140,6 +140,9 @@ func (x *index) apply(txID string, h head, records []Record, size int64) {
 	if h.ended && !t.head.ended {
 		x.pending--
 	}
+	if t.records == nil {
+		t.records = make([]Record, 0, max(8, len(records))) // most transactions hold a handful
+	}
 	t.records = append(t.records, records...)
 	t.head = h
 	t.bytes += size

@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Memory is a Log held in memory: safe for concurrent use, fast, and gone
@@ -14,6 +15,7 @@ type Memory struct {
 	mu     sync.Mutex
 	idx    *index
 	closed bool
+	swept  time.Time // when expired tombstones were last dropped
 }
 
 var _ Log = (*Memory)(nil)
@@ -85,8 +87,8 @@ func (m *Memory) Pending(ctx context.Context) ([]string, error) {
 	return m.idx.pendingIDs(), nil
 }
 
-// Forget implements Log. It also drops the tombstones older than the
-// horizon.
+// Forget implements Log. A few times a horizon, it also drops the
+// tombstones older than the horizon.
 func (m *Memory) Forget(ctx context.Context, txID string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -99,7 +101,12 @@ func (m *Memory) Forget(ctx context.Context, txID string) error {
 	write, err := m.idx.head(txID).forgettable(txID)
 	if write {
 		now := m.cfg.now()
-		m.idx.expire(now, m.cfg.horizon)
+		// Sweeping visits every tombstone: do it a few times a horizon,
+		// not at every Forget.
+		if h := m.cfg.horizon; h > 0 && now.Sub(m.swept) > h/8 {
+			m.idx.expire(now, h)
+			m.swept = now
+		}
 		m.idx.forget(txID, now)
 	}
 	return err

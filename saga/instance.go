@@ -50,6 +50,7 @@ type instance[S any] struct {
 	stuck     error  // why compensation gave up
 	stuckStep string
 	dead      error // the journal refused a record: stop, no further effect
+	ended     bool  // the End record is durable
 	final     S
 }
 
@@ -93,7 +94,8 @@ func (in *instance[S]) replay(h *history) error {
 	return nil
 }
 
-// start drives the saga on a goroutine the runner owns (claim counted it).
+// start drives the saga, or what is left of it, on a goroutine the runner
+// owns (claim counted it).
 func (in *instance[S]) start() {
 	go func() {
 		defer in.s.r.wg.Done()
@@ -147,7 +149,7 @@ func (in *instance[S]) appendLocked(recs ...journal.Record) error {
 
 // abortLocked makes the abort durable, once: no action starts after it.
 func (in *instance[S]) abortLocked(step string, cause error) {
-	if in.aborting || in.dead != nil {
+	if in.aborting || in.ended || in.dead != nil {
 		return
 	}
 	recs := []journal.Record{{Kind: kindAborting, Payload: []byte(cause.Error())}}
@@ -164,9 +166,7 @@ func (in *instance[S]) abortLocked(step string, cause error) {
 func (in *instance[S]) abortBy(cause error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if !in.finished() {
-		in.abortLocked("", cause)
-	}
+	in.abortLocked("", cause)
 }
 
 // kill stops the saga where it is, with no further effect.
@@ -177,15 +177,6 @@ func (in *instance[S]) kill(cause error) {
 	}
 	in.mu.Unlock()
 	in.stop(cause)
-}
-
-func (in *instance[S]) finished() bool {
-	select {
-	case <-in.h.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // snapshot returns the durable state and the outcome so far, for a caller
@@ -295,81 +286,88 @@ func (in *instance[S]) settle(r stepResult) {
 	}
 }
 
-// runStep runs a step's action under its retry policy. Every attempt is
-// journaled as started before the action is called, and the action's
-// result is journaled before the step counts as done.
+// runStep runs a step's action under its retry policy.
 func (in *instance[S]) runStep(i int) stepResult {
 	st := &in.def.steps[i]
 	in.mu.Lock()
 	attempt := in.started[st.Name]
 	in.mu.Unlock()
-	op := func(ctx context.Context) error {
-		in.mu.Lock()
-		if in.aborting || in.dead != nil {
-			in.mu.Unlock()
-			return retry.Permanent(errStopped)
-		}
-		attempt++
-		n := attempt
-		if err := in.appendLocked(journal.Record{Kind: kindStepStarted, Step: st.Name, Attempt: n}); err != nil {
-			in.mu.Unlock()
-			return retry.Permanent(errStopped)
-		}
-		in.started[st.Name] = n
-		var state S
-		if in.def.merge != nil {
-			state = in.copyLocked()
-		} else {
-			state = in.state
-		}
-		in.mu.Unlock()
-
-		ctx = ContextWithStep(ctx, StepInfo{Saga: in.def.name, ID: in.id, Step: st.Name, Attempt: n})
-		ctx, span, sw := in.tel.startAttempt(ctx, st.Name, n, false)
-		if st.Timeout > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, st.Timeout)
-			defer cancel()
-		}
-		var out S
-		err := errs.Try(func() (err error) {
-			out, err = st.Action(ctx, state)
-			return err
-		})
-		in.tel.endAttempt(ctx, span, sw, st.Name, false, err)
-		if err != nil {
-			return err
-		}
-		payload, err := json.Marshal(out)
-		if err != nil {
-			return retry.Permanent(fmt.Errorf("step %q returned a state that cannot be journaled as JSON: %w", st.Name, err))
-		}
-		in.mu.Lock()
-		defer in.mu.Unlock()
-		if err := in.appendLocked(journal.Record{Kind: kindStepDone, Step: st.Name, Payload: payload}); err != nil {
-			return retry.Permanent(errStopped)
-		}
-		in.done[st.Name] = true
-		in.state = in.def.mergeResult(in.state, st.Name, out)
-		in.durable = payload
-		return nil
-	}
 	var err error
 	if st.Retry == nil {
-		err = op(in.stepsCtx)
+		err = in.attempt(in.stepsCtx, st, &attempt)
 	} else {
-		err = retry.Run(untraced(in.stepsCtx), st.Retry, op)
-	}
-	if err != nil {
+		err = retry.Run(untraced(in.stepsCtx), st.Retry, func(ctx context.Context) error {
+			return in.attempt(ctx, st, &attempt)
+		})
 		var re *retry.Error
-		if errors.As(err, &re) && re.Last != nil && !errors.Is(err, errStopped) {
+		if errors.As(err, &re) && re.Last != nil {
 			err = re.Last
 		}
-		if errors.Is(err, errStopped) {
-			err = errStopped
-		}
+	}
+	if errors.Is(err, errStopped) {
+		err = errStopped
 	}
 	return stepResult{step: st.Name, err: err}
+}
+
+// attempt makes one attempt of a step's action. It is journaled as started
+// before the action is called, and the action's result is journaled
+// before the step counts as done.
+func (in *instance[S]) attempt(ctx context.Context, st *Step[S], attempt *int) error {
+	in.mu.Lock()
+	if in.aborting || in.dead != nil {
+		in.mu.Unlock()
+		return retry.Permanent(errStopped)
+	}
+	*attempt++
+	n := *attempt
+	if err := in.appendLocked(journal.Record{Kind: kindStepStarted, Step: st.Name, Attempt: n}); err != nil {
+		in.mu.Unlock()
+		return retry.Permanent(errStopped)
+	}
+	in.started[st.Name] = n
+	var state S
+	if in.def.merge != nil {
+		state = in.copyLocked()
+	} else {
+		state = in.state
+	}
+	in.mu.Unlock()
+
+	ctx = ContextWithStep(ctx, StepInfo{Saga: in.def.name, ID: in.id, Step: st.Name, Attempt: n})
+	ctx, span, sw := in.tel.startAttempt(ctx, st.Name, n, false)
+	if st.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, st.Timeout)
+		defer cancel()
+	}
+	out, err := call(ctx, st.Action, state)
+	in.tel.endAttempt(ctx, span, sw, st.Name, false, err)
+	if err != nil {
+		return err
+	}
+	payload, err := json.Marshal(out)
+	if err != nil {
+		return retry.Permanent(fmt.Errorf("step %q returned a state that cannot be journaled as JSON: %w", st.Name, err))
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if err := in.appendLocked(journal.Record{Kind: kindStepDone, Step: st.Name, Payload: payload}); err != nil {
+		return retry.Permanent(errStopped)
+	}
+	in.done[st.Name] = true
+	in.state = in.def.mergeResult(in.state, st.Name, out)
+	in.durable = payload
+	return nil
+}
+
+// call calls an action, turning a panic into an error.
+func call[S any](ctx context.Context, action func(context.Context, S) (S, error), state S) (out S, err error) {
+	err = errs.Try(func() (err error) {
+		out, err = action(ctx, state)
+		return err
+	})
+	return out, err
 }
 
 // untraced hides the saga's span from the retry package, so that attempts
@@ -501,7 +499,7 @@ func (in *instance[S]) endLocked(o Outcome, step string, cause error) {
 		end.Error = cause.Error()
 	}
 	payload, _ := json.Marshal(end)
-	_ = in.appendLocked(journal.Record{Kind: kindEnd, End: true, Payload: payload})
+	in.ended = in.appendLocked(journal.Record{Kind: kindEnd, End: true, Payload: payload}) == nil
 }
 
 // finish publishes the outcome, ends the telemetry and leaves the runner.

@@ -154,16 +154,45 @@ func (s *Saga[S]) Run(ctx context.Context, id string, initial S) (S, Outcome, er
 	case err != nil:
 		return zero, Pending, fmt.Errorf("saga: Run %q: %w", id, err)
 	}
-	var h *handle
+	var in *instance[S]
+	var live *handle
 	if len(recs) == 0 {
-		h, err = s.begin(ctx, id, initial)
+		in, live, err = s.begin(ctx, id, initial)
 	} else {
-		h, err = s.resumeRecords(ctx, id, recs)
+		in, live, err = s.resumeRecords(ctx, id, recs)
 	}
-	if err != nil || h == nil {
+	switch {
+	case live != nil:
+		return s.join(ctx, live)
+	case err != nil || in == nil:
 		return s.recorded(id, recs, err)
 	}
-	return s.join(ctx, h)
+	return s.drive(ctx, in)
+}
+
+// drive runs a saga that Run began or took over: forward on the caller's
+// goroutine, which spares a hand-off per saga, and, should it abort,
+// backward on a goroutine of the runner's, so that Run can return when
+// its caller gives up. When ctx ends, an AfterFunc makes the abort durable
+// and calls the actions in flight back through their ctx.
+func (s *Saga[S]) drive(ctx context.Context, in *instance[S]) (S, Outcome, error) {
+	r := s.r
+	r.wg.Add(1)
+	stop := context.AfterFunc(ctx, func() {
+		defer r.wg.Done()
+		in.abortBy(context.Cause(ctx))
+	})
+	in.forward()
+	if stop() {
+		r.wg.Done()
+	}
+	if !in.isAborting() {
+		in.finish()
+		r.wg.Done()
+		return in.final, in.h.outcome, in.h.err
+	}
+	in.start() // compensation
+	return s.join(ctx, in.h)
 }
 
 // recorded returns what the journal says of a saga that Run does not run:
@@ -194,69 +223,79 @@ func (s *Saga[S]) recorded(id string, recs []journal.Record, err error) (S, Outc
 }
 
 // begin writes the Begin record of a new saga and starts it.
-func (s *Saga[S]) begin(ctx context.Context, id string, initial S) (*handle, error) {
+func (s *Saga[S]) begin(ctx context.Context, id string, initial S) (*instance[S], *handle, error) {
 	state, err := json.Marshal(initial)
 	if err != nil {
-		return nil, fmt.Errorf("saga: Run %q: the initial state cannot be journaled as JSON: %w", id, err)
+		return nil, nil, fmt.Errorf("saga: Run %q: the initial state cannot be journaled as JSON: %w", id, err)
 	}
 	payload, err := json.Marshal(beginPayload{Name: s.def.name, Version: s.def.version, Fingerprint: s.def.fingerprint, State: state})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	in := newInstance(s, id, &history{epoch: 1})
 	if live, err := s.r.claim(in.h); live != nil || err != nil {
-		return live, err
+		return nil, live, err
 	}
 	ctx = in.open(ctx, false, trace.SpanContext{})
 	carrier := propagation.MapCarrier{}
 	s.r.cfg.tel.Propagators().Inject(ctx, carrier)
 	if err := json.Unmarshal(state, &in.state); err != nil {
 		in.stopBeforeStart(err)
-		return nil, err
+		return nil, nil, err
 	}
 	in.durable = state
 	err = s.r.log.Append(ctx, id, 0, journal.Record{Epoch: 1, Kind: kindBegin, Payload: payload, Carrier: carrier})
 	if err != nil {
 		in.stopBeforeStart(err)
 		if errors.Is(err, journal.ErrConflict) {
-			return nil, fmt.Errorf("saga: Run %q: another runner began this saga at the same time: %w", id, err)
+			return nil, nil, fmt.Errorf("saga: Run %q: another runner began this saga at the same time: %w", id, err)
 		}
-		return nil, fmt.Errorf("saga: Run %q: %w", id, err)
+		return nil, nil, fmt.Errorf("saga: Run %q: %w", id, err)
 	}
 	in.seq = 1
+	return in, nil, nil
+}
+
+// resumeRecords takes over an unfinished saga that Run was given; it
+// returns no instance for an ended one.
+func (s *Saga[S]) resumeRecords(ctx context.Context, id string, recs []journal.Record) (*instance[S], *handle, error) {
+	h, ok, err := readHistory(recs)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case !ok:
+		return nil, nil, fmt.Errorf("saga: Run %q: the ID belongs to a journal entry that is not a saga", id)
+	case h.ended:
+		return nil, nil, nil
+	case h.begin.Name != s.def.name:
+		return nil, nil, fmt.Errorf("saga: Run %q: the ID belongs to a %q saga, not %q", id, h.begin.Name, s.def.name)
+	case h.begin.Version != s.def.version || h.begin.Fingerprint != s.def.fingerprint:
+		return nil, nil, fmt.Errorf("%w: %q began as %q version %d", ErrDefinitionChanged, id, h.begin.Name, h.begin.Version)
+	case h.stuck != "":
+		return nil, nil, &Error{Saga: s.def.name, ID: id, Step: h.stuckAt, Outcome: Stuck, Err: errors.New(h.stuck)}
+	}
+	return s.takeOver(ctx, id, h)
+}
+
+// resume takes a saga over and drives it on a goroutine of the runner's.
+func (s *Saga[S]) resume(ctx context.Context, id string, h *history) (*handle, error) {
+	in, live, err := s.takeOver(ctx, id, h)
+	if live != nil || err != nil {
+		return live, err
+	}
 	in.start()
 	return in.h, nil
 }
 
-// resumeRecords resumes an unfinished saga that Run was given; it returns
-// a nil handle for an ended one.
-func (s *Saga[S]) resumeRecords(ctx context.Context, id string, recs []journal.Record) (*handle, error) {
-	h, ok, err := readHistory(recs)
-	switch {
-	case err != nil:
-		return nil, err
-	case !ok:
-		return nil, fmt.Errorf("saga: Run %q: the ID belongs to a journal entry that is not a saga", id)
-	case h.ended:
-		return nil, nil
-	case h.begin.Name != s.def.name:
-		return nil, fmt.Errorf("saga: Run %q: the ID belongs to a %q saga, not %q", id, h.begin.Name, s.def.name)
-	case h.begin.Version != s.def.version || h.begin.Fingerprint != s.def.fingerprint:
-		return nil, fmt.Errorf("%w: %q began as %q version %d", ErrDefinitionChanged, id, h.begin.Name, h.begin.Version)
-	case h.stuck != "":
-		return nil, &Error{Saga: s.def.name, ID: id, Step: h.stuckAt, Outcome: Stuck, Err: errors.New(h.stuck)}
-	}
-	return s.resume(ctx, id, h)
-}
-
-// resume takes a saga over from its history and starts it.
-func (s *Saga[S]) resume(ctx context.Context, id string, h *history) (*handle, error) {
+// takeOver rebuilds a saga from its history and appends an owner record
+// with a higher epoch, which fences off any runner that still drives it.
+func (s *Saga[S]) takeOver(ctx context.Context, id string, h *history) (*instance[S], *handle, error) {
 	in := newInstance(s, id, h)
 	if err := in.replay(h); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if live, err := s.r.claim(in.h); live != nil || err != nil {
-		return live, err
+		return nil, live, err
 	}
 	begun := trace.SpanContextFromContext(s.r.cfg.tel.Propagators().Extract(context.Background(), propagation.MapCarrier(h.carrier)))
 	in.open(ctx, true, begun)
@@ -270,10 +309,9 @@ func (s *Saga[S]) resume(ctx context.Context, id string, h *history) (*handle, e
 	in.mu.Unlock()
 	if err != nil {
 		in.stopBeforeStart(err)
-		return nil, fmt.Errorf("saga: take over %q: %w", id, err)
+		return nil, nil, fmt.Errorf("saga: take over %q: %w", id, err)
 	}
-	in.start()
-	return in.h, nil
+	return in, nil, nil
 }
 
 // join waits for a live saga's outcome, or for ctx: then it aborts it and

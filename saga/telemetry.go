@@ -109,16 +109,20 @@ func (st *sagaTelemetry) end(ctx context.Context, o Outcome, err error) {
 }
 
 // startAttempt starts the span of an attempt of a step's action or
-// compensation.
+// compensation, under the saga's span when it is recording: an attempt is
+// fine-grained work, and a saga that nobody records starts none.
 func (st *sagaTelemetry) startAttempt(ctx context.Context, step string, attempt int, compensating bool) (context.Context, trace.Span, telemetry.Stopwatch) {
+	sw := telemetry.StartStopwatch(!compensating && st.in.stepDuration.Enabled(ctx))
+	if !st.span.IsRecording() {
+		return ctx, telemetry.NoSpan, sw
+	}
 	name := spanStep + step
-	timed := st.in.stepDuration
 	if compensating {
 		name = spanCompensate + step
 	}
 	ctx, span := st.in.tel.Tracer.Start(trace.ContextWithSpan(ctx, st.span), name,
 		trace.WithAttributes(st.name, keyStep.String(step), keyAttempt.Int(attempt)))
-	return ctx, span, telemetry.StartStopwatch(!compensating && timed.Enabled(ctx))
+	return ctx, span, sw
 }
 
 // endAttempt ends an attempt's span, and measures it.
