@@ -15,10 +15,10 @@
 //	retry        retry policies with backoff and jitter, retry budgets, circuit breaker
 //	concurrency  TracedChannel, typed pipelines, fan-out, fan-in, batching, Singleflight
 //	journal      the durable write-ahead log that saga and twophase share
+//	saga         a durable Saga runner: steps, compensation, recovery after a crash
 //
 // Planned, and not yet in this version:
 //
-//	saga         a Saga runner: steps, compensation, recovery after a crash
 //	twophase     a two-phase-commit coordinator with presumed abort and recovery
 //
 // The module's examples directory holds runnable programs: a quickstart,

@@ -239,14 +239,25 @@ func TestRecoverResumesAndMarksChangedDefinitionsStuck(t *testing.T) {
 		_ = r.Close(ctx)
 	}
 
+	// o-3 is a saga of a definition that the new process does not have.
+	legacy, err := saga.NewRunner(&crashLog{Log: log, atAppend: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, _ = register(t, legacy, "legacy", v1).Run(ctx, "o-3", order{})
+	_ = legacy.Close(ctx)
+
 	r := newRunner(t, log)
 	register(t, r, "checkout", v1)
 	register(t, r, "unrelated", v1)
 	reports, err := r.Recover(ctx)
-	if err != nil || len(reports) != 2 {
+	if err != nil || len(reports) != 3 {
 		t.Fatalf("Recover = %+v, %v", reports, err)
 	}
 	slices.SortFunc(reports, func(a, b saga.Report) int { return strings.Compare(a.ID, b.ID) })
+	if !errors.Is(reports[2].Err, saga.ErrNotRegistered) || reports[2].Outcome != saga.Pending {
+		t.Fatalf("o-3 recovered as %+v, want Pending with ErrNotRegistered", reports[2])
+	}
 	if reports[0].Outcome != saga.Completed || reports[0].Err != nil {
 		t.Fatalf("o-1 recovered as %+v, want Completed", reports[0])
 	}
