@@ -34,6 +34,7 @@ var floors = map[string]int{
 	"journal/journaltest":              4, // above journal, which it tests
 	"saga":                             4,
 	"twophase":                         4,
+	"twophase/twophasehttp":            5,
 	"":                                 5, // the root package: docs and Version
 }
 

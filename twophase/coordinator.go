@@ -1,0 +1,381 @@
+package twophase
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/journal"
+)
+
+// Coordinator runs two-phase commits with presumed abort, writing its
+// decisions ahead to a journal, and owns the goroutines that drive phase 2
+// after a caller gives up.
+type Coordinator struct {
+	log journal.Log
+	cfg *config
+	ins *instruments
+
+	mu     sync.Mutex
+	live   map[string]*tx
+	known  map[string]Participant // by name: WithParticipants and every Execute's
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewCoordinator returns a coordinator that writes ahead to log.
+func NewCoordinator(log journal.Log, opts ...Option) (*Coordinator, error) {
+	if log == nil {
+		return nil, errors.New("twophase: NewCoordinator: the journal is nil; pass journal.NewMemory() or journal.Open(dir)")
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Coordinator{log: log, cfg: cfg, ins: newInstruments(cfg.tel), live: map[string]*tx{}, known: cfg.participants}, nil
+}
+
+// Execute runs transaction txID across participants:
+//
+//  1. Begin, naming the participants, is made durable.
+//  2. Every participant prepares, in parallel, within the prepare timeout.
+//  3. If every vote is yes, the commit decision is made durable, and only
+//     then is Commit sent; otherwise the transaction aborts.
+//  4. Commit (or Abort) is repeated, under the phase-2 retry policy, until
+//     every participant acknowledges; then End is written.
+//
+// It returns Committed and nil once every participant has committed; an
+// abort returns Aborted and a *VoteError, or the caller's context error
+// when ctx ended before the decision. When ctx ends after the decision,
+// or the retry policy gives up on a participant, it returns the durable
+// decision and an error matching ErrInDoubt, and the coordinator goes on
+// (or Recover does).
+//
+// An ID that has ended returns its recorded decision; one that is
+// unfinished is taken over and driven as Recover would, with the
+// participants it began with.
+func (c *Coordinator) Execute(ctx context.Context, txID string, participants ...Participant) (Decision, error) {
+	if err := checkTx(txID, participants); err != nil {
+		return Pending, err
+	}
+	if t := c.liveTx(txID); t != nil {
+		return t.wait(ctx)
+	}
+	c.learn(participants)
+	recs, err := c.log.Load(ctx, txID)
+	switch {
+	case errors.Is(err, journal.ErrForgotten):
+		return Pending, fmt.Errorf("%w: %q", ErrForgotten, txID)
+	case err != nil:
+		return Pending, fmt.Errorf("twophase: Execute %q: %w", txID, err)
+	case len(recs) > 0:
+		return c.executeLogged(ctx, txID, recs)
+	}
+	t := newTx(c, txID, participants, 1)
+	if live, err := c.claim(t); live != nil || err != nil {
+		if err != nil {
+			return Pending, err
+		}
+		return live.wait(ctx)
+	}
+	ctx = t.open(ctx, false, trace.SpanContext{})
+	names := make([]string, len(participants))
+	for i, p := range participants {
+		names[i] = p.Name()
+	}
+	carrier := propagation.MapCarrier{}
+	c.cfg.tel.Propagators().Inject(ctx, carrier)
+	if err := t.append(journal.Record{Kind: kindBegin, Payload: encode(beginPayload{Participants: names}), Carrier: carrier}); err != nil {
+		t.finish()
+		c.wg.Done()
+		if errors.Is(err, journal.ErrConflict) { // Status presumed it aborted first
+			if recs, lerr := c.log.Load(ctx, txID); lerr == nil && len(recs) > 0 {
+				return c.executeLogged(ctx, txID, recs)
+			}
+		}
+		return Pending, fmt.Errorf("twophase: Execute %q: %w", txID, err)
+	}
+	t.prepare(ctx)
+	c.wg.Go(t.phase2)
+	c.wg.Done() // claim's count: phase2 holds its own
+	return t.wait(ctx)
+}
+
+// executeLogged answers Execute for an ID the journal has.
+func (c *Coordinator) executeLogged(ctx context.Context, txID string, recs []journal.Record) (Decision, error) {
+	h, ok, err := readHistory(recs)
+	switch {
+	case err != nil:
+		return Pending, err
+	case !ok:
+		return Pending, fmt.Errorf("twophase: Execute %q: the ID belongs to a journal entry that is not a two-phase commit", txID)
+	case h.ended:
+		if h.decision == Aborted {
+			return Aborted, fmt.Errorf("%w: %q (recorded)", ErrAborted, txID)
+		}
+		return h.decision, nil
+	}
+	t, err := c.takeOver(ctx, txID, h)
+	if err != nil {
+		return Pending, err
+	}
+	return t.wait(ctx)
+}
+
+func checkTx(txID string, participants []Participant) error {
+	switch {
+	case txID == "" || len(txID) > journal.MaxIDLen:
+		return fmt.Errorf("twophase: the transaction ID must be 1 to %d bytes", journal.MaxIDLen)
+	case len(participants) == 0:
+		return fmt.Errorf("twophase: Execute %q: no participants", txID)
+	}
+	seen := map[string]bool{}
+	for i, p := range participants {
+		if p == nil {
+			return fmt.Errorf("twophase: Execute %q: participant %d is nil", txID, i)
+		}
+		name := p.Name()
+		if name == "" {
+			return fmt.Errorf("twophase: Execute %q: participant %d has no name", txID, i)
+		}
+		if seen[name] {
+			return fmt.Errorf("twophase: Execute %q: two participants are named %q", txID, name)
+		}
+		seen[name] = true
+	}
+	return nil
+}
+
+// learn remembers participants by name, for recovery in this process.
+func (c *Coordinator) learn(ps []Participant) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range ps {
+		if _, ok := c.known[p.Name()]; !ok {
+			c.known[p.Name()] = p
+		}
+	}
+}
+
+// claim makes t the live transaction of its ID, unless one is live
+// already, which it returns; it counts t's driver in wg.
+func (c *Coordinator) claim(t *tx) (*tx, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if live, ok := c.live[t.id]; ok {
+		return live, nil
+	}
+	c.live[t.id] = t
+	c.wg.Add(1)
+	return nil, nil
+}
+
+func (c *Coordinator) release(t *tx) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.live[t.id] == t {
+		delete(c.live, t.id)
+	}
+}
+
+func (c *Coordinator) liveTx(id string) *tx {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.live[id]
+}
+
+// takeOver resumes a logged, unfinished transaction under a higher epoch,
+// with an abort decision if it has none, and drives its phase 2 on a
+// goroutine of the coordinator's.
+func (c *Coordinator) takeOver(ctx context.Context, id string, h *history) (*tx, error) {
+	var parts []Participant
+	var missing []string
+	c.mu.Lock()
+	for _, name := range h.participants {
+		if p, ok := c.known[name]; ok {
+			parts = append(parts, p)
+		} else {
+			missing = append(missing, name)
+		}
+	}
+	c.mu.Unlock()
+	t := newTx(c, id, parts, h.epoch+1)
+	t.seq, t.decision = h.seq, h.decision
+	if live, err := c.claim(t); live != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		return live, nil
+	}
+	begun := trace.SpanContextFromContext(c.cfg.tel.Propagators().Extract(context.Background(), propagation.MapCarrier(h.carrier)))
+	t.open(ctx, true, begun)
+	recs := []journal.Record{{Kind: kindOwner}}
+	if t.decision == Pending {
+		t.decision = Aborted // presumed abort: no decision was made durable
+		recs = append(recs, journal.Record{Kind: kindAbort})
+	}
+	err := t.append(recs...)
+	if err == nil && len(missing) > 0 {
+		err = fmt.Errorf("%w: %q (give the coordinator WithParticipants)", ErrUnknownParticipant, missing)
+	}
+	if err != nil {
+		t.fail(err)
+		t.finish()
+		c.wg.Done()
+		return nil, fmt.Errorf("twophase: take over %q: %w", id, err)
+	}
+	t.decided()
+	c.wg.Go(t.phase2)
+	c.wg.Done()
+	return t, nil
+}
+
+// Status answers a participant in doubt: the decision on txID. A
+// transaction this coordinator is still deciding is Pending. One that
+// began without a decision and is not live here is aborted, durably,
+// before the answer, so that no later commit can contradict it. An ID
+// with no record is Aborted, the presumption of presumed abort; and so
+// that the answer stays true, the ID is recorded as ended and aborted
+// first, after which Execute of that ID returns Aborted.
+func (c *Coordinator) Status(ctx context.Context, txID string) (d Decision, err error) {
+	ctx, span := c.ins.tel.Tracer.Start(ctx, spanStatus, trace.WithAttributes(keyTx.String(txID)))
+	defer func() {
+		span.SetAttributes(keyDecision.String(d.String()))
+		errs.Record(span, err)
+		span.End()
+	}()
+	for range 3 { // a takeover may race another coordinator's append
+		if t := c.liveTx(txID); t != nil {
+			return t.current(), nil
+		}
+		recs, err := c.log.Load(ctx, txID)
+		switch {
+		case errors.Is(err, journal.ErrForgotten):
+			return Pending, fmt.Errorf("%w: %q", ErrForgotten, txID)
+		case err != nil:
+			return Pending, fmt.Errorf("twophase: Status %q: %w", txID, err)
+		case len(recs) == 0:
+			err := c.log.Append(ctx, txID, 0,
+				journal.Record{Epoch: 1, Kind: kindBegin, Payload: encode(beginPayload{})},
+				journal.Record{Epoch: 1, Kind: kindAbort},
+				journal.Record{Epoch: 1, Kind: kindEnd, End: true, Payload: []byte(Aborted.String())})
+			if err == nil {
+				return Aborted, nil
+			}
+			if !errors.Is(err, journal.ErrConflict) {
+				return Pending, fmt.Errorf("twophase: Status %q: %w", txID, err)
+			}
+			continue // the transaction began meanwhile
+		}
+		h, ok, err := readHistory(recs)
+		switch {
+		case err != nil:
+			return Pending, err
+		case !ok:
+			return Pending, fmt.Errorf("twophase: Status %q: not a two-phase commit", txID)
+		case h.decision != Pending:
+			return h.decision, nil
+		}
+		t, err := c.takeOver(ctx, txID, h)
+		if err == nil {
+			return t.current(), nil
+		}
+		if !errors.Is(err, journal.ErrConflict) && !errors.Is(err, journal.ErrFenced) {
+			return Pending, err
+		}
+	}
+	return Pending, fmt.Errorf("twophase: Status %q: the transaction keeps changing; ask again", txID)
+}
+
+// Recover takes over every transaction that the journal shows unfinished
+// and that is not live here: it re-drives every logged decision, and
+// aborts, durably, every transaction that began without one. It returns a
+// report for each, once every participant has acknowledged or ctx ends;
+// phase 2 goes on in the background after that.
+func (c *Coordinator) Recover(ctx context.Context) (reports []Report, err error) {
+	ctx, span := c.ins.tel.Tracer.Start(ctx, spanRecover)
+	defer func() {
+		errs.Record(span, err)
+		span.End()
+	}()
+	ids, err := c.log.Pending(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("twophase: Recover: %w", err)
+	}
+	var running []*tx
+	for _, id := range ids {
+		if c.liveTx(id) != nil {
+			continue
+		}
+		recs, err := c.log.Load(ctx, id)
+		if err != nil {
+			return reports, fmt.Errorf("twophase: Recover %q: %w", id, err)
+		}
+		h, ok, err := readHistory(recs)
+		if !ok {
+			continue
+		}
+		if err == nil {
+			var t *tx
+			if t, err = c.takeOver(ctx, id, h); err == nil {
+				running = append(running, t)
+				continue
+			}
+		}
+		reports = append(reports, Report{TxID: id, Decision: Pending, Err: err})
+	}
+	for _, t := range running {
+		d, err := t.wait(ctx)
+		if errors.Is(err, ctx.Err()) && ctx.Err() != nil {
+			return reports, ctx.Err()
+		}
+		reports = append(reports, Report{TxID: t.id, Decision: d, Err: err})
+	}
+	return reports, nil
+}
+
+// Report is what Recover did with one transaction.
+type Report struct {
+	TxID     string
+	Decision Decision
+	Err      error
+}
+
+// Close stops new transactions and waits for phase 2 of the ones running
+// until ctx ends; then it stops them, with no further call, leaves them to
+// Recover, and returns ctx's error once their goroutines have returned
+// (participants' calls must heed their ctx). It does not close the journal.
+func (c *Coordinator) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.closed = true
+	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		c.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	for _, t := range c.live {
+		t.kill(ErrClosed)
+	}
+	c.mu.Unlock()
+	<-done
+	return ctx.Err()
+}

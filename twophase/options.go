@@ -1,0 +1,119 @@
+package twophase
+
+import (
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/otelpatterns/internal/telemetry"
+	"github.com/otelpatterns/otelpatterns/retry"
+)
+
+// An Option configures a Coordinator.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// DefaultPrepareTimeout bounds the prepare phase unless WithPrepareTimeout
+// says otherwise.
+const DefaultPrepareTimeout = 5 * time.Second
+
+type config struct {
+	prepareTimeout time.Duration
+	phase2         *retry.Policy
+	participants   map[string]Participant
+	tel            telemetry.Config
+}
+
+func newConfig(opts []Option) (*config, error) {
+	c := &config{prepareTimeout: DefaultPrepareTimeout, participants: map[string]Participant{}}
+	var dup []string
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if po, ok := o.(participantsOption); ok {
+			for _, p := range po {
+				if p == nil {
+					return nil, fmt.Errorf("twophase: WithParticipants: a participant is nil")
+				}
+				if _, ok := c.participants[p.Name()]; ok {
+					dup = append(dup, p.Name())
+				}
+				c.participants[p.Name()] = p
+			}
+			continue
+		}
+		o.apply(c)
+	}
+	switch {
+	case len(dup) > 0:
+		return nil, fmt.Errorf("twophase: WithParticipants: two participants are named %q", dup[0])
+	case c.prepareTimeout <= 0:
+		return nil, fmt.Errorf("twophase: WithPrepareTimeout(%v): the timeout must be positive", c.prepareTimeout)
+	}
+	if c.phase2 == nil {
+		p, err := retry.New(
+			retry.WithName("2pc.phase2"),
+			retry.WithMaxAttempts(10),
+			retry.WithExponentialBackoff(50*time.Millisecond, 5*time.Second, retry.FullJitter),
+			retry.WithTracerProvider(c.tel.TracerProvider()),
+			retry.WithMeterProvider(c.tel.MeterProvider()))
+		if err != nil {
+			return nil, err
+		}
+		c.phase2 = p
+	}
+	return c, nil
+}
+
+// WithPrepareTimeout bounds the prepare phase: a participant that has not
+// voted yes by then counts as a no. The default is DefaultPrepareTimeout.
+func WithPrepareTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.prepareTimeout = d })
+}
+
+// WithPhase2Retry sets how Commit and Abort calls are retried until the
+// participant acknowledges; nil is ignored. When it gives up, the
+// transaction stays in doubt and Recover drives it again. The default makes
+// 10 attempts with full-jitter exponential backoff from 50ms to 5s.
+func WithPhase2Retry(p *retry.Policy) Option {
+	return optionFunc(func(c *config) {
+		if p != nil {
+			c.phase2 = p
+		}
+	})
+}
+
+type participantsOption []Participant
+
+func (participantsOption) apply(*config) {}
+
+// WithParticipants tells the coordinator the participants it may find in
+// its journal, by name, so that Recover can drive transactions begun
+// before a restart. Execute's participants need not be listed.
+func WithParticipants(ps ...Participant) Option { return participantsOption(ps) }
+
+// WithTracerProvider sets the tracer provider; nil is ignored. The default
+// is the global one.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) { c.tel.SetTracerProvider(tp) })
+}
+
+// WithMeterProvider sets the meter provider; nil is ignored. The default is
+// the global one.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.tel.SetMeterProvider(mp) })
+}
+
+// WithPropagators sets the propagators that write the caller's trace
+// context and baggage into a transaction's Begin record, and read them back
+// on recovery; nil is ignored. The default is the global ones.
+func WithPropagators(p propagation.TextMapPropagator) Option {
+	return optionFunc(func(c *config) { c.tel.SetPropagators(p) })
+}

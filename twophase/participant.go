@@ -1,0 +1,123 @@
+package twophase
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Participant is one resource manager of a transaction: a service that can
+// prepare its part, and then commit or abort it. All three calls must be
+// idempotent: the coordinator repeats them after a timeout, a retry or a
+// crash. Local implements the bookkeeping this asks for, and the
+// twophasehttp package puts a Participant behind HTTP.
+type Participant interface {
+	// Name identifies the participant in the journal, so that a recovered
+	// coordinator can find it again, and in telemetry: unique within a
+	// transaction and stable across restarts.
+	Name() string
+
+	// Prepare votes on txID: nil is yes, a promise that Commit will
+	// succeed. An error that wraps ErrVoteNo is a no; any other error
+	// counts as a participant that could not be reached, which also
+	// aborts the transaction.
+	Prepare(ctx context.Context, txID string) error
+
+	// Commit makes a prepared transaction's effects permanent.
+	Commit(ctx context.Context, txID string) error
+
+	// Abort undoes a transaction. Aborting one the participant has never
+	// seen succeeds, and must leave a tombstone so that a Prepare that
+	// arrives later votes no.
+	Abort(ctx context.Context, txID string) error
+}
+
+// Decision is where a transaction stands.
+type Decision int
+
+const (
+	// Pending: no decision yet, or none known here.
+	Pending Decision = iota
+	// Committed: every participant voted yes, and the commit decision is
+	// durable. It never changes.
+	Committed
+	// Aborted: a participant voted no, did not answer in time, or the
+	// caller gave up before the decision; or the transaction is unknown,
+	// which presumed abort reads as aborted.
+	Aborted
+)
+
+var decisionNames = [...]string{"pending", "committed", "aborted"}
+
+// String returns the decision's name, as the otelpatterns.twophase.decision
+// attribute has it.
+func (d Decision) String() string {
+	if d < 0 || int(d) >= len(decisionNames) {
+		return fmt.Sprintf("Decision(%d)", int(d))
+	}
+	return decisionNames[d]
+}
+
+// ParseDecision reads a decision's name, as String writes it.
+func ParseDecision(s string) (Decision, error) {
+	for i, n := range decisionNames {
+		if n == s {
+			return Decision(i), nil
+		}
+	}
+	return Pending, fmt.Errorf("twophase: unknown decision %q", s)
+}
+
+// The errors of the twophase package. Match them with errors.Is.
+var (
+	// ErrVoteNo is a participant's no vote: wrap it in Prepare's error.
+	ErrVoteNo = errors.New("twophase: vote no")
+	// ErrUnreachable is a participant that did not answer: a transport
+	// failure or a timeout, as opposed to a no vote.
+	ErrUnreachable = errors.New("twophase: participant unreachable")
+	// ErrAborted matches the error of a transaction that aborted.
+	ErrAborted = errors.New("twophase: transaction aborted")
+	// ErrInDoubt is a decided transaction that not every participant has
+	// acknowledged yet; the coordinator goes on driving it.
+	ErrInDoubt = errors.New("twophase: decided, not yet acknowledged by every participant")
+	// ErrClosed is a call after Close.
+	ErrClosed = errors.New("twophase: coordinator closed")
+	// ErrUnknownParticipant is a logged participant that the coordinator
+	// cannot find: give it WithParticipants.
+	ErrUnknownParticipant = errors.New("twophase: unknown participant")
+	// ErrForgotten is a transaction that ended and was forgotten.
+	ErrForgotten = errors.New("twophase: transaction ended and was forgotten")
+)
+
+// VoteError is the failure of a transaction's prepare phase: who voted no,
+// or could not be reached.
+type VoteError struct {
+	TxID        string
+	Participant string
+	Err         error // the participant's answer; errors.Is it against ErrVoteNo
+}
+
+func (e *VoteError) Error() string {
+	if errors.Is(e.Err, ErrVoteNo) {
+		return fmt.Sprintf("twophase: %q aborted: %s voted no: %v", e.TxID, e.Participant, e.Err)
+	}
+	return fmt.Sprintf("twophase: %q aborted: %s did not vote: %v", e.TxID, e.Participant, e.Err)
+}
+
+// Unwrap returns the participant's error.
+func (e *VoteError) Unwrap() error { return e.Err }
+
+// Is matches ErrAborted.
+func (e *VoteError) Is(target error) bool { return target == ErrAborted }
+
+// vote classifies Prepare's answer: "yes", "no" or "unreachable".
+func vote(err error) string {
+	switch {
+	case err == nil:
+		return "yes"
+	case errors.Is(err, ErrVoteNo):
+		return "no"
+	default:
+		return "unreachable"
+	}
+}
