@@ -57,13 +57,8 @@ func (w *world) crashAt(atAppend, atCall int, keep, made bool) {
 	w.atAppend, w.atCall, w.keep, w.made = atAppend, atCall, keep, made
 }
 
-func (w *world) isCrashed() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.crashed
-}
-
-// journal is the coordinator's view of the journal: dead after the crash.
+// crashJournal is the coordinator's view of the journal: dead after the
+// crash.
 type crashJournal struct {
 	journal.Log
 	w *world
