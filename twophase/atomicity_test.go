@@ -40,7 +40,7 @@ func (s scenario) setUp(w *world, tx string) []twophase.Participant {
 		w.resources[name].mu.Lock()
 		w.resources[name].noVote[tx] = i == s.noVote
 		w.resources[name].mu.Unlock()
-		ps = append(ps, p)
+		ps = append(ps, w.endpoint(name))
 	}
 	return ps
 }
@@ -64,7 +64,10 @@ func (c crash) String() string {
 // recovering one at second, settles, and checks atomicity. It returns the
 // appends and calls the first coordinator made.
 func play(t testing.TB, s scenario, first, second crash) (appends, calls int) {
-	w := newWorld(t)
+	return playIn(newWorld(t), s, first, second)
+}
+
+func playIn(w *world, s scenario, first, second crash) (appends, calls int) {
 	const tx = "tx-1"
 	ps := s.setUp(w, tx)
 	w.crashAt(first.atAppend, first.atCall, first.keep, first.made)
@@ -174,5 +177,27 @@ func TestAtomicityRandomSchedules(t *testing.T) {
 			return crash{}
 		}
 		play(t, s, point(), point())
+	}
+}
+
+// TestAtomicityOverHTTP runs the atomicity test with every participant
+// behind the HTTP transport on loopback: every crash point of a commit,
+// and random schedules.
+func TestAtomicityOverHTTP(t *testing.T) {
+	s := scenario{participants: 3, noVote: -1, slow: -1, duplicate: -1, askOther: -1}
+	appends, calls := playIn(remoteWorld(t), s, crash{}, crash{})
+	for _, first := range crashes(appends, calls) {
+		playIn(remoteWorld(t), s, first, crash{})
+	}
+	rng := rand.New(rand.NewPCG(20261129, 2))
+	for range 300 {
+		k := 2 + rng.IntN(2)
+		s := scenario{participants: k, noVote: rng.IntN(k+2) - 2, slow: -1, duplicate: rng.IntN(k+1) - 1,
+			commitFails: rng.IntN(3), askOther: -1}
+		first := crash{atCall: rng.IntN(3 * k), made: rng.IntN(2) == 0}
+		if rng.IntN(2) == 0 {
+			first = crash{atAppend: rng.IntN(4), keep: rng.IntN(2) == 0}
+		}
+		playIn(remoteWorld(t), s, first, crash{})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/otelpatterns/otelpatterns/journal"
 	"github.com/otelpatterns/otelpatterns/retry"
 	"github.com/otelpatterns/otelpatterns/twophase"
+	"github.com/otelpatterns/otelpatterns/twophase/twophasehttp"
 )
 
 var errCrash = errors.New("coordinator crashed")
@@ -34,6 +37,45 @@ type world struct {
 	resources        map[string]*ledger
 	parts            map[string]*faulty
 	other            *twophase.Coordinator // another process's coordinator, for Status
+	// remote puts every participant behind the HTTP transport, on
+	// loopback: the coordinator then calls them through clients.
+	remote  bool
+	clients map[string]twophase.Participant
+	hc      *http.Client
+}
+
+// remoteWorld is a world whose participants are HTTP servers on loopback.
+func remoteWorld(t testing.TB) *world {
+	w := newWorld(t)
+	w.remote, w.clients = true, map[string]twophase.Participant{}
+	tr := &http.Transport{}
+	w.hc = &http.Client{Transport: tr}
+	t.Cleanup(tr.CloseIdleConnections)
+	return w
+}
+
+// endpoint is how a coordinator reaches participant name.
+func (w *world) endpoint(name string) twophase.Participant {
+	p := w.participant(name)
+	if !w.remote {
+		return p
+	}
+	if c, ok := w.clients[name]; ok {
+		return c
+	}
+	h, err := twophasehttp.Handler(p)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	w.t.Cleanup(srv.Close)
+	fast, _ := retry.New(retry.WithMaxAttempts(2), retry.WithConstantBackoff(0))
+	c, err := twophasehttp.NewClient(name, srv.URL, twophasehttp.WithHTTPClient(w.hc), twophasehttp.WithRetry(fast))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.clients[name] = c
+	return c
 }
 
 type statusAnswer struct {
@@ -222,7 +264,7 @@ func (w *world) coordinator(opts ...twophase.Option) *twophase.Coordinator {
 	}
 	var ps []twophase.Participant
 	for _, name := range slices.Sorted(mapsKeys(w.parts)) {
-		ps = append(ps, w.parts[name])
+		ps = append(ps, w.endpoint(name))
 	}
 	c, err := twophase.NewCoordinator(crashJournal{Log: w.mem, w: w}, append([]twophase.Option{
 		twophase.WithPhase2Retry(fast), twophase.WithPrepareTimeout(5 * time.Millisecond), twophase.WithParticipants(ps...),

@@ -1,0 +1,157 @@
+package twophasehttp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/otelpatterns/internal/telemetry"
+	"github.com/otelpatterns/otelpatterns/retry"
+	"github.com/otelpatterns/otelpatterns/twophase"
+)
+
+// Client is a Participant served by a Handler at baseURL.
+type Client struct {
+	name string
+	base string
+	cfg  *config
+	prop propagation.TextMapPropagator
+}
+
+var _ twophase.Participant = (*Client)(nil)
+
+// NewClient returns the participant named name, served at baseURL (such
+// as "http://ledger-a:8080/2pc").
+func NewClient(name, baseURL string, opts ...Option) (*Client, error) {
+	if name == "" {
+		return nil, errors.New("twophasehttp: NewClient: the participant needs a name")
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("twophasehttp: NewClient(%q): %q is not an http(s) URL", name, baseURL)
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{name: name, base: strings.TrimSuffix(baseURL, "/"), cfg: cfg, prop: cfg.tel.Propagators()}, nil
+}
+
+// Name implements twophase.Participant.
+func (c *Client) Name() string { return c.name }
+
+// Prepare implements twophase.Participant. A 409 is a no vote (an error
+// matching twophase.ErrVoteNo); no answer at all is twophase.ErrUnreachable.
+func (c *Client) Prepare(ctx context.Context, txID string) error {
+	return c.call(ctx, PathPrepare, txID)
+}
+
+// Commit implements twophase.Participant.
+func (c *Client) Commit(ctx context.Context, txID string) error { return c.call(ctx, PathCommit, txID) }
+
+// Abort implements twophase.Participant.
+func (c *Client) Abort(ctx context.Context, txID string) error { return c.call(ctx, PathAbort, txID) }
+
+func (c *Client) call(ctx context.Context, path, txID string) error {
+	body, _ := json.Marshal(request{Tx: txID})
+	return retryUntraced(ctx, c.cfg.retry, func(ctx context.Context) error {
+		ans, status, err := do(ctx, c.cfg, c.prop, http.MethodPost, c.base+path, body)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w: %s%s: %w", twophase.ErrUnreachable, c.name, path, err)
+		case status == http.StatusOK:
+			return nil
+		case status == http.StatusConflict:
+			return retry.Permanent(fmt.Errorf("%w: %s: %s", twophase.ErrVoteNo, c.name, ans.Error))
+		case status == http.StatusUnprocessableEntity:
+			return retry.Permanent(fmt.Errorf("%w: %s: %s", twophase.ErrProtocol, c.name, ans.Error))
+		case status >= 500:
+			return fmt.Errorf("%s%s: %d %s", c.name, path, status, ans.Error)
+		default:
+			return retry.Permanent(fmt.Errorf("%s%s: unexpected %d %s", c.name, path, status, ans.Error))
+		}
+	})
+}
+
+// do sends one request with the trace context in its headers, within the
+// client's timeout, and decodes the answer.
+func do(ctx context.Context, cfg *config, prop propagation.TextMapPropagator, method, target string, body []byte) (answer, int, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return answer{}, 0, retry.Permanent(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	resp, err := cfg.client.Do(req)
+	if err != nil {
+		return answer{}, 0, err
+	}
+	defer resp.Body.Close()
+	var ans answer
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&ans); err != nil && resp.StatusCode == http.StatusOK {
+		return answer{}, 0, fmt.Errorf("unreadable answer: %w", err)
+	}
+	return ans, resp.StatusCode, nil
+}
+
+// StatusClient asks a coordinator served by StatusHandler for decisions:
+// its Status is a twophase.StatusFunc, for Local.Resolve.
+type StatusClient struct {
+	base string
+	cfg  *config
+	prop propagation.TextMapPropagator
+}
+
+// NewStatusClient returns a client of the StatusHandler at baseURL.
+func NewStatusClient(baseURL string, opts ...Option) (*StatusClient, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("twophasehttp: NewStatusClient: %q is not an http(s) URL", baseURL)
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &StatusClient{base: strings.TrimSuffix(baseURL, "/"), cfg: cfg, prop: cfg.tel.Propagators()}, nil
+}
+
+// Status asks the coordinator for txID's decision.
+func (s *StatusClient) Status(ctx context.Context, txID string) (twophase.Decision, error) {
+	var d twophase.Decision
+	err := retryUntraced(ctx, s.cfg.retry, func(ctx context.Context) error {
+		ans, status, err := do(ctx, s.cfg, s.prop, http.MethodGet, s.base+PathStatus+"?tx="+url.QueryEscape(txID), nil)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%w: coordinator: %w", twophase.ErrUnreachable, err)
+		case status != http.StatusOK:
+			return fmt.Errorf("coordinator: %d %s", status, ans.Error)
+		}
+		d, err = twophase.ParseDecision(ans.Decision)
+		return retry.Permanent(err)
+	})
+	return d, err
+}
+
+// retryUntraced runs op under p without retry's own spans: each request
+// stays a child of the caller's span, which the server then continues.
+func retryUntraced(ctx context.Context, p *retry.Policy, op func(context.Context) error) error {
+	parent := trace.SpanFromContext(ctx)
+	return retry.Run(trace.ContextWithSpan(ctx, telemetry.NoSpan), p, func(ctx context.Context) error {
+		return op(trace.ContextWithSpan(ctx, parent))
+	})
+}

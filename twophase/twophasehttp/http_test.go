@@ -1,0 +1,186 @@
+package twophasehttp_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.uber.org/goleak"
+
+	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
+	"github.com/otelpatterns/otelpatterns/journal"
+	"github.com/otelpatterns/otelpatterns/retry"
+	"github.com/otelpatterns/otelpatterns/twophase"
+	"github.com/otelpatterns/otelpatterns/twophase/twophasehttp"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// account is a resource that refuses transactions it is told to.
+type account struct{ refuse map[string]bool }
+
+func (a account) Prepare(_ context.Context, tx string) error {
+	if a.refuse[tx] {
+		return errors.New("insufficient funds")
+	}
+	return nil
+}
+func (a account) Commit(_ context.Context, tx string) error {
+	if a.refuse["commit "+tx] {
+		return errors.New("ledger locked")
+	}
+	return nil
+}
+func (account) Abort(context.Context, string) error  { return nil }
+
+type fixture struct {
+	rec    telemetrytest.Recorders
+	client *twophasehttp.Client
+	local  *twophase.Local
+	hc     *http.Client
+	opts   []twophasehttp.Option
+}
+
+func newFixture(t *testing.T, refuse ...string) *fixture {
+	t.Helper()
+	f := &fixture{rec: telemetrytest.NewRecorders(t)}
+	acct := account{refuse: map[string]bool{}}
+	for _, tx := range refuse {
+		acct.refuse[tx] = true
+	}
+	var err error
+	if f.local, err = twophase.NewLocal("ledger-a", acct); err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{}
+	f.hc = &http.Client{Transport: tr}
+	t.Cleanup(tr.CloseIdleConnections)
+	f.opts = []twophasehttp.Option{
+		twophasehttp.WithTracerProvider(f.rec.TracerProvider), twophasehttp.WithMeterProvider(f.rec.MeterProvider),
+		twophasehttp.WithPropagators(propagation.TraceContext{}), twophasehttp.WithHTTPClient(f.hc),
+	}
+	h, err := twophasehttp.Handler(f.local, f.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	if f.client, err = twophasehttp.NewClient("ledger-a", srv.URL, f.opts...); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestVotesAndAcknowledgements(t *testing.T) {
+	f := newFixture(t, "refused")
+	ctx := context.Background()
+	if err := f.client.Prepare(ctx, "t1"); err != nil {
+		t.Fatalf("Prepare = %v", err)
+	}
+	if err := f.client.Commit(ctx, "t1"); err != nil {
+		t.Fatalf("Commit = %v", err)
+	}
+	err := f.client.Prepare(ctx, "refused")
+	if !errors.Is(err, twophase.ErrVoteNo) || errors.Is(err, twophase.ErrUnreachable) {
+		t.Fatalf("Prepare of a refused transaction = %v, want a no vote", err)
+	}
+	if err := f.client.Commit(ctx, "never"); !errors.Is(err, twophase.ErrProtocol) {
+		t.Fatalf("Commit without Prepare = %v, want ErrProtocol", err)
+	}
+}
+
+func TestUnreachableIsNotANoVote(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close() // nothing listens there now
+	fast, _ := retry.New(retry.WithMaxAttempts(2), retry.WithConstantBackoff(time.Millisecond))
+	c, err := twophasehttp.NewClient("gone", url, twophasehttp.WithRetry(fast), twophasehttp.WithTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Prepare(context.Background(), "t1")
+	if !errors.Is(err, twophase.ErrUnreachable) || errors.Is(err, twophase.ErrVoteNo) {
+		t.Fatalf("Prepare of a participant that is down = %v, want ErrUnreachable", err)
+	}
+}
+
+func TestOneTraceAcrossProcesses(t *testing.T) {
+	f := newFixture(t, "commit t2")
+	log, _ := journal.NewMemory()
+	c, err := twophase.NewCoordinator(log, twophase.WithTracerProvider(f.rec.TracerProvider), twophase.WithPropagators(propagation.TraceContext{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	ctx, root := f.rec.TracerProvider.Tracer("test").Start(context.Background(), "POST /transfer")
+	if d, err := c.Execute(ctx, "t1", f.client); d != twophase.Committed || err != nil {
+		t.Fatalf("Execute = %v, %v", d, err)
+	}
+	root.End()
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The participant resolves through the coordinator's Status, over HTTP.
+	status, err := twophasehttp.StatusHandler(c, f.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ssrv := httptest.NewServer(status)
+	defer ssrv.Close()
+	sc, err := twophasehttp.NewStatusClient(ssrv.URL, f.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := sc.Status(ctx, "t1"); d != twophase.Committed || err != nil {
+		t.Fatalf("Status over HTTP = %v, %v", d, err)
+	}
+	// A participant that fails: a 503, which the client retries.
+	_ = f.client.Prepare(ctx, "t2")
+	if err := f.client.Commit(ctx, "t2"); err == nil || errors.Is(err, twophase.ErrVoteNo) {
+		t.Fatalf("Commit that fails on the server = %v", err)
+	}
+	served := f.rec.Ended("2pc.serve prepare")
+	if len(served) != 2 { // the coordinator's, then the test's own for t2
+		t.Fatalf("%d 2pc.serve prepare spans, want 2", len(served))
+	}
+	if served[0].SpanContext().TraceID() != root.SpanContext().TraceID() {
+		t.Fatal("the participant's span is not in the coordinator's trace")
+	}
+	calls := f.rec.Ended("2pc.call prepare")
+	if len(calls) != 1 || served[0].Parent().SpanID() != calls[0].SpanContext().SpanID() {
+		t.Fatal("the participant's span is not a child of the coordinator's call")
+	}
+	if st := f.rec.Ended("2pc.serve status"); len(st) != 1 || st[0].SpanContext().TraceID() != root.SpanContext().TraceID() {
+		t.Fatal("the Status request did not carry the caller's trace")
+	}
+	emitted := telemetrytest.Collect(t, f.rec.Spans, nil)
+	for name := range emitted[telemetrytest.Span] {
+		if name != "2pc.serve prepare" && name != "2pc.serve commit" && name != "2pc.serve status" {
+			delete(emitted[telemetrytest.Span], name)
+		}
+	}
+	for _, k := range []string{"otelpatterns.twophase.transaction", "otelpatterns.twophase.participants", "otelpatterns.twophase.vote",
+		"otelpatterns.twophase.attempt", "otelpatterns.twophase.decision"} {
+		delete(emitted[telemetrytest.SpanAttribute], k) // the coordinator's, listed under twophase
+	}
+	telemetrytest.Check(t, "twophase/twophasehttp", emitted)
+}
+
+func TestBadInput(t *testing.T) {
+	if _, err := twophasehttp.Handler(nil); err == nil {
+		t.Error("Handler(nil) succeeded")
+	}
+	if _, err := twophasehttp.NewClient("a", "not a url"); err == nil {
+		t.Error("NewClient with a bad URL succeeded")
+	}
+	if _, err := twophasehttp.NewClient("", "http://x"); err == nil {
+		t.Error("NewClient without a name succeeded")
+	}
+	if _, err := twophasehttp.NewClient("a", "http://x", twophasehttp.WithTimeout(0)); err == nil {
+		t.Error("a zero timeout was accepted")
+	}
+}

@@ -1,0 +1,156 @@
+package twophasehttp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/internal/telemetry"
+	"github.com/otelpatterns/otelpatterns/twophase"
+)
+
+// The paths a Handler serves, under whatever prefix it is mounted at.
+const (
+	PathPrepare = "/prepare"
+	PathCommit  = "/commit"
+	PathAbort   = "/abort"
+	PathStatus  = "/status"
+)
+
+// The names this package emits; README.md's Telemetry reference lists them.
+const (
+	spanServe      = "2pc.serve " // + the operation
+	keyParticipant = attribute.Key(telemetry.Prefix + "twophase.participant")
+)
+
+var scope = telemetry.Scope("twophase/twophasehttp")
+
+// request is the body of a participant call.
+type request struct {
+	Tx string `json:"tx"`
+}
+
+// answer is the body of every response.
+type answer struct {
+	Tx       string `json:"tx,omitempty"`
+	Decision string `json:"decision,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Vote     string `json:"vote,omitempty"` // "no" on a refused Prepare
+}
+
+// server is what Handler and StatusHandler share: the span of each request,
+// under the caller's trace context from the headers.
+type server struct {
+	tel  *telemetry.Telemetry
+	prop propagation.TextMapPropagator
+}
+
+func newServer(opts []Option) (*server, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	tel := telemetry.New(scope, cfg.tel)
+	return &server{tel: tel, prop: tel.Propagators}, nil
+}
+
+// serve runs fn for one request under a SERVER span that continues the
+// caller's trace, and writes its answer with status.
+func (s *server) serve(w http.ResponseWriter, r *http.Request, op string, attrs []attribute.KeyValue, fn func(ctx context.Context) (int, answer)) {
+	ctx := s.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx, span := s.tel.Tracer.Start(ctx, spanServe+op, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(append(attrs, semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path))...))
+	defer span.End()
+	status, body := fn(ctx)
+	span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+	if status >= 500 {
+		errs.Record(span, errors.New(body.Error))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// Handler serves p to coordinators: POST PathPrepare, PathCommit and
+// PathAbort, each with a JSON body {"tx": ID}. It answers 200 for yes and
+// for an acknowledgement, 409 for a no vote, 422 for a call that
+// two-phase commit never makes, and 503 for any other failure, which the
+// client retries. Each request gets a SERVER span that continues the
+// coordinator's trace.
+func Handler(p twophase.Participant, opts ...Option) (http.Handler, error) {
+	if p == nil {
+		return nil, errors.New("twophasehttp: Handler: the participant is nil")
+	}
+	s, err := newServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	attrs := []attribute.KeyValue{keyParticipant.String(p.Name())}
+	for path, call := range map[string]func(context.Context, string) error{
+		PathPrepare: p.Prepare, PathCommit: p.Commit, PathAbort: p.Abort,
+	} {
+		op := path[1:]
+		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
+			s.serve(w, r, op, attrs, func(ctx context.Context) (int, answer) {
+				var req request
+				if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil || req.Tx == "" {
+					return http.StatusBadRequest, answer{Error: "the body must be {\"tx\": ID}"}
+				}
+				err := call(ctx, req.Tx)
+				switch {
+				case err == nil:
+					return http.StatusOK, answer{Tx: req.Tx}
+				case errors.Is(err, twophase.ErrVoteNo):
+					return http.StatusConflict, answer{Tx: req.Tx, Vote: "no", Error: err.Error()}
+				case errors.Is(err, twophase.ErrProtocol):
+					return http.StatusUnprocessableEntity, answer{Tx: req.Tx, Error: err.Error()}
+				default:
+					return http.StatusServiceUnavailable, answer{Tx: req.Tx, Error: err.Error()}
+				}
+			})
+		})
+	}
+	return mux, nil
+}
+
+// StatusSource is what StatusHandler asks: a Coordinator.
+type StatusSource interface {
+	Status(ctx context.Context, txID string) (twophase.Decision, error)
+}
+
+// StatusHandler serves a coordinator's Status to participants in doubt:
+// GET PathStatus?tx=ID answers {"tx": ID, "decision": "committed"} (or
+// "aborted", "pending").
+func StatusHandler(c StatusSource, opts ...Option) (http.Handler, error) {
+	if c == nil {
+		return nil, errors.New("twophasehttp: StatusHandler: the coordinator is nil")
+	}
+	s, err := newServer(opts)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+PathStatus, func(w http.ResponseWriter, r *http.Request) {
+		s.serve(w, r, "status", nil, func(ctx context.Context) (int, answer) {
+			tx := r.URL.Query().Get("tx")
+			if tx == "" {
+				return http.StatusBadRequest, answer{Error: "missing ?tx=ID"}
+			}
+			d, err := c.Status(ctx, tx)
+			if err != nil {
+				return http.StatusServiceUnavailable, answer{Tx: tx, Error: fmt.Sprint(err)}
+			}
+			return http.StatusOK, answer{Tx: tx, Decision: d.String()}
+		})
+	})
+	return mux, nil
+}
