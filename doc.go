@@ -16,10 +16,8 @@
 //	concurrency  TracedChannel, typed pipelines, fan-out, fan-in, batching, Singleflight
 //	journal      the durable write-ahead log that saga and twophase share
 //	saga         a durable Saga runner: steps, compensation, recovery after a crash
-//
-// Planned, and not yet in this version:
-//
-//	twophase     a two-phase-commit coordinator with presumed abort and recovery
+//	twophase     a two-phase-commit coordinator with presumed abort and recovery,
+//	             and its HTTP transport
 //
 // The module's examples directory holds runnable programs: a quickstart,
 // a shop's order saga and a bank's transfers.

@@ -35,7 +35,7 @@ func (a account) Commit(_ context.Context, tx string) error {
 	}
 	return nil
 }
-func (account) Abort(context.Context, string) error  { return nil }
+func (account) Abort(context.Context, string) error { return nil }
 
 type fixture struct {
 	rec    telemetrytest.Recorders
