@@ -89,6 +89,10 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
+// ErrorType is the error.type of a saga that did not complete:
+// "saga_compensated", "saga_stuck", "saga_aborting" or "saga_pending".
+func (e *Error) ErrorType() string { return "saga_" + e.Outcome.String() }
+
 // Is matches ErrAborted, and ErrStuck for a stuck saga.
 func (e *Error) Is(target error) bool {
 	return target == ErrAborted || (target == ErrStuck && e.Outcome == Stuck)

@@ -110,6 +110,25 @@ func (e *VoteError) Unwrap() error { return e.Err }
 // Is matches ErrAborted.
 func (e *VoteError) Is(target error) bool { return target == ErrAborted }
 
+// ErrorType is the error.type of an aborted transaction: "vote_no" or
+// "unreachable".
+func (e *VoteError) ErrorType() string { return voteErrorType(e.Err) }
+
+// voteError is a participant's failed Prepare as its call span records it,
+// with an error.type that says which failure it was.
+type voteError struct{ err error }
+
+func (e voteError) Error() string     { return e.err.Error() }
+func (e voteError) Unwrap() error     { return e.err }
+func (e voteError) ErrorType() string { return voteErrorType(e.err) }
+
+func voteErrorType(err error) string {
+	if errors.Is(err, ErrVoteNo) {
+		return "vote_no"
+	}
+	return "unreachable"
+}
+
 // vote classifies Prepare's answer: "yes", "no" or "unreachable".
 func vote(err error) string {
 	switch {

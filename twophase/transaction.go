@@ -114,7 +114,9 @@ func (t *tx) prepare(ctx context.Context) {
 				err = fmt.Errorf("%w: no vote within the prepare timeout: %w", ErrUnreachable, err)
 			}
 			cspan.SetAttributes(keyVote.String(vote(err)))
-			errs.Record(cspan, err)
+			if err != nil {
+				errs.Record(cspan, voteError{err})
+			}
 			cspan.End()
 			votes[i] = err
 		})

@@ -13,11 +13,21 @@
 //   - retry: a flaky inventory service that answers on the third attempt,
 //     each attempt in the trace;
 //   - concurrency: orders handed to a shipping goroutine through a traced
-//     channel, the shipping spans linked to the request that sent them.
+//     channel, the shipping spans linked to the request that sent them;
+//   - journal and saga: a checkout saga whose payment is declined, its
+//     reservation compensated, every step written ahead to a journal;
+//   - twophase: a transfer between two ledgers, committed on both, and one
+//     that a ledger refuses, aborted on both.
 //
 // Run it from the module root:
 //
 //	go -C examples run ./quickstart
+//
+// It prints each trace as a tree. With OTEL_EXPORTER_OTLP_ENDPOINT set (and
+// OTEL_EXPORTER_OTLP_PROTOCOL=grpc for gRPC), it exports traces and metrics
+// over OTLP instead, to a collector, Jaeger or Tempo:
+//
+//	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go -C examples run ./quickstart
 package main
 
 import (
@@ -27,34 +37,49 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/concurrency"
 	"github.com/otelpatterns/otelpatterns/errs"
 	"github.com/otelpatterns/otelpatterns/examples/internal/console"
+	"github.com/otelpatterns/otelpatterns/examples/internal/setup"
 	"github.com/otelpatterns/otelpatterns/functional"
 	"github.com/otelpatterns/otelpatterns/pool"
 	"github.com/otelpatterns/otelpatterns/retry"
 )
 
 func main() {
-	if err := run(context.Background(), os.Stdout); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}
 }
 
-// run sets up tracing, runs the tour and flushes. The console options are
-// passed through, so a test can turn timings off.
-func run(ctx context.Context, w io.Writer, opts ...console.Option) error {
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(console.New(w, opts...)))
-	defer func() { _ = tp.Shutdown(context.Background()) }()
+// run sets up telemetry, runs the tour and flushes, on SIGINT too. The
+// console options are passed through, so a test can turn timings off.
+func run(ctx context.Context, w io.Writer, opts ...console.Option) (err error) {
+	w = &lockedWriter{w: w} // spans end on the library's goroutines too
+	tel, err := setup.Start(ctx, "quickstart", w, setup.WithConsoleOptions(opts...))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flush, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = errors.Join(err, tel.Shutdown(flush))
+	}()
+	tp, mp := tel.TracerProvider, tel.MeterProvider
+	if tel.OTLP {
+		fmt.Fprintln(w, "exporting traces and metrics over OTLP")
+	}
 
 	s := &shop{
 		tracer: tp.Tracer("github.com/otelpatterns/otelpatterns/examples/quickstart"),
@@ -62,7 +87,7 @@ func run(ctx context.Context, w io.Writer, opts ...console.Option) error {
 	}
 
 	fmt.Fprintln(w, "== 1. a checkout whose payment is declined ==")
-	err := s.checkout(ctx, "order-42", []string{"sku-1", "sku-2", "sku-3"})
+	err = s.checkout(ctx, "order-42", []string{"sku-1", "sku-2", "sku-3"})
 	fmt.Fprintf(w, "\nThe error, with %%+v:\n%+v\n", err)
 	fmt.Fprintf(w, "errs.Code: %s; errors.Is(err, errDeclined): %v\n", errs.Code(err), errors.Is(err, errDeclined))
 
@@ -94,7 +119,17 @@ func run(ctx context.Context, w io.Writer, opts ...console.Option) error {
 	fmt.Fprintln(w, "in stock:", stock)
 
 	fmt.Fprintln(w, "\n== 6. orders handed to a shipping goroutine ==")
-	return s.shipOrders(ctx, tp, []string{"order-42", "order-43"})
+	if err := s.shipOrders(ctx, tp, []string{"order-42", "order-43"}); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "\n== 7. a checkout saga, compensated ==")
+	if err := s.checkoutSaga(ctx, tp, mp); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "\n== 8. transfers between two ledgers, by two-phase commit ==")
+	return s.transfer(ctx, tp, mp)
 }
 
 // shipOrders sends orders on a traced channel from a request, and a
@@ -268,4 +303,17 @@ func dropTime(_ []string, a slog.Attr) slog.Attr {
 		return slog.Attr{}
 	}
 	return a
+}
+
+// lockedWriter lets the logger and the span exporter, on different
+// goroutines, share one writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -16,6 +16,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestQuickstartPrintsTraceTrees(t *testing.T) {
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "") // the console, whatever the machine's environment
+	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), &out, console.WithoutTimings()))
 	got := out.String()
@@ -40,6 +42,16 @@ func TestQuickstartPrintsTraceTrees(t *testing.T) {
 		"└─ place-orders\n",
 		"   ├─ send orders [producer] messaging.operation.type=send messaging.system=otelpatterns messaging.destination.name=orders\n",
 		"└─ process orders [consumer] links=1 messaging.operation.type=process messaging.system=otelpatterns messaging.destination.name=orders\n",
+		"└─ saga checkout ERROR",
+		"   ├─ saga.step reserve-stock otelpatterns.saga.name=checkout otelpatterns.saga.step=reserve-stock otelpatterns.saga.attempt=1\n",
+		"   ├─ saga.step charge-payment ERROR \"card declined\"",
+		"   └─ saga.compensate reserve-stock otelpatterns.saga.name=checkout otelpatterns.saga.step=reserve-stock otelpatterns.saga.attempt=1\n",
+		"otelpatterns.saga.outcome=compensated error.type=saga_compensated\n",
+		"└─ 2pc.transaction otelpatterns.twophase.transaction=transfer-1 otelpatterns.twophase.participants=2 otelpatterns.twophase.decision=committed\n",
+		"   └─ 2pc.commit\n",
+		"otelpatterns.twophase.decision=aborted error.type=vote_no\n",
+		"   └─ 2pc.abort\n",
+		"msg=balances alice=70 bob=30\n",
 	} {
 		assert.Contains(t, got, want)
 	}
