@@ -117,12 +117,7 @@ func zeroHeader(b []byte) bool {
 	if len(b) < batchHeaderSize {
 		return true
 	}
-	for _, c := range b[:batchHeaderSize] {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
+	return binary.LittleEndian.Uint64(b) == 0 && binary.LittleEndian.Uint64(b[8:]) == 0
 }
 
 // decodeBatch decodes the batch at the start of b. It returns the batch's

@@ -20,9 +20,11 @@ import (
 )
 
 // Exporter prints traces as trees. It keeps the spans of a trace until the
-// trace's local root ends, then prints the trace and forgets it; spans of
-// traces whose root never ended are printed at Shutdown. It is safe for
-// concurrent use.
+// trace's root ends, then prints the trace and forgets it. A trace whose
+// root is in another process (a server span continuing a remote caller's
+// trace) is printed at Shutdown, or with its root if the caller is in this
+// process too, as it is when an example runs all its services in one.
+// It is safe for concurrent use.
 type Exporter struct {
 	w       io.Writer
 	timings bool
@@ -59,7 +61,7 @@ func (e *Exporter) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan)
 			e.order = append(e.order, id)
 		}
 		e.pending[id] = append(e.pending[id], s)
-		if isLocalRoot(s) {
+		if !s.Parent().IsValid() {
 			if err := e.flush(id); err != nil {
 				return err
 			}
@@ -79,11 +81,6 @@ func (e *Exporter) Shutdown(context.Context) error {
 		}
 	}
 	return nil
-}
-
-func isLocalRoot(s sdktrace.ReadOnlySpan) bool {
-	p := s.Parent()
-	return !p.IsValid() || p.IsRemote()
 }
 
 // flush prints the trace id's spans and forgets them. e.mu is held.

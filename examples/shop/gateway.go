@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"golang.org/x/time/rate"
+
+	"github.com/otelpatterns/otelpatterns/examples/internal/setup"
+	"github.com/otelpatterns/otelpatterns/journal"
+	"github.com/otelpatterns/otelpatterns/pool"
+	"github.com/otelpatterns/otelpatterns/retry"
+	"github.com/otelpatterns/otelpatterns/saga"
+)
+
+// Checkout is the checkout saga's state, journaled at every step.
+type Checkout struct {
+	Order  string `json:"order"`
+	User   string `json:"user"`
+	Card   string `json:"card"`
+	Items  []Item `json:"items"`
+	Total  int    `json:"total"`
+	Charge string `json:"charge,omitempty"`
+}
+
+// gatewayConfig is what the gateway needs to run.
+type gatewayConfig struct {
+	urls        map[string]string // base URL of each service, by name
+	journalDir  string
+	stepTimeout time.Duration
+	crashAfter  int    // the step after whose effect the process dies; 0 for never
+	crash       func() // how it dies: os.Exit in the program, a stand-in in tests
+}
+
+// gateway takes checkouts: it looks up the user and the prices by fanning
+// out on a worker pool, then runs the checkout saga across inventory,
+// payments and orders.
+type gateway struct {
+	cfg       gatewayConfig
+	down      map[string]*downstream
+	lookups   *pool.WorkerPool[lookup, lookupResult]
+	log       *journal.File
+	runner    *saga.Runner
+	checkouts *saga.Saga[Checkout]
+}
+
+type lookup struct{ user, sku string }
+
+type lookupResult struct {
+	user  User
+	price int
+}
+
+func newGateway(ctx context.Context, tel *setup.Telemetry, cfg gatewayConfig) (*gateway, error) {
+	hc := &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport,
+		otelhttp.WithTracerProvider(tel.TracerProvider), otelhttp.WithMeterProvider(tel.MeterProvider),
+		otelhttp.WithPropagators(tel.Propagators))}
+	g := &gateway{cfg: cfg, down: map[string]*downstream{}}
+	for _, name := range []string{"users", "catalog", "inventory", "payments", "orders"} {
+		breaker, err := retry.NewBreaker(retry.BreakerName(name), retry.TripAfter(5), retry.OpenFor(5*time.Second),
+			retry.BreakerTracerProvider(tel.TracerProvider), retry.BreakerMeterProvider(tel.MeterProvider))
+		if err != nil {
+			return nil, err
+		}
+		policy, err := retry.New(retry.WithName(name), retry.WithMaxAttempts(3),
+			retry.WithExponentialBackoff(20*time.Millisecond, 200*time.Millisecond, retry.FullJitter),
+			retry.WithBreaker(breaker), retry.WithRateLimit(rate.NewLimiter(500, 100)),
+			retry.WithTracerProvider(tel.TracerProvider), retry.WithMeterProvider(tel.MeterProvider))
+		if err != nil {
+			return nil, err
+		}
+		g.down[name] = &downstream{name: name, base: cfg.urls[name], hc: hc, policy: policy}
+	}
+	var err error
+	g.lookups, err = pool.New(g.lookup, pool.WithWorkers(4), pool.WithName("lookups"),
+		pool.WithTracerProvider(tel.TracerProvider), pool.WithMeterProvider(tel.MeterProvider))
+	if err != nil {
+		return nil, err
+	}
+	if g.log, err = journal.Open(cfg.journalDir, journal.WithTracerProvider(tel.TracerProvider), journal.WithMeterProvider(tel.MeterProvider)); err != nil {
+		return nil, err
+	}
+	if g.runner, err = saga.NewRunner(g.log, saga.WithTracerProvider(tel.TracerProvider),
+		saga.WithMeterProvider(tel.MeterProvider), saga.WithPropagators(tel.Propagators)); err != nil {
+		return nil, err
+	}
+	def, err := saga.New("checkout", 1, g.steps())
+	if err != nil {
+		return nil, err
+	}
+	if g.checkouts, err = saga.Register(g.runner, def); err != nil {
+		return nil, err
+	}
+	// A checkout that a crash interrupted goes on now.
+	if _, err := g.runner.Recover(ctx); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// steps are the checkout saga: reserve stock, charge payment, create order.
+func (g *gateway) steps() []saga.Step[Checkout] {
+	inv, pay, ord := g.down["inventory"], g.down["payments"], g.down["orders"]
+	steps := []saga.Step[Checkout]{
+		{
+			Name: "reserve-stock", Timeout: g.cfg.stepTimeout,
+			Action: func(ctx context.Context, c Checkout) (Checkout, error) {
+				return c, inv.call(ctx, http.MethodPost, "/reserve", reservation{Order: c.Order, Items: c.Items}, nil)
+			},
+			Compensate: func(ctx context.Context, c Checkout) error {
+				return inv.call(ctx, http.MethodPost, "/release", reservation{Order: c.Order, Items: c.Items}, nil)
+			},
+		},
+		{
+			Name: "charge-payment", Timeout: g.cfg.stepTimeout,
+			Action: func(ctx context.Context, c Checkout) (Checkout, error) {
+				var got charge
+				err := pay.call(ctx, http.MethodPost, "/charge", charge{Order: c.Order, Card: c.Card, Amount: c.Total}, &got)
+				c.Charge = got.ID
+				return c, err
+			},
+			Compensate: func(ctx context.Context, c Checkout) error {
+				return pay.call(ctx, http.MethodPost, "/refund", charge{Order: c.Order}, nil)
+			},
+		},
+		{
+			Name: "create-order", Timeout: g.cfg.stepTimeout,
+			Action: func(ctx context.Context, c Checkout) (Checkout, error) {
+				return c, ord.call(ctx, http.MethodPost, "/orders", Order{ID: c.Order, User: c.User, Items: c.Items, Total: c.Total}, nil)
+			},
+			Compensate: func(ctx context.Context, c Checkout) error {
+				return ord.call(ctx, http.MethodPost, "/orders/cancel", Order{ID: c.Order}, nil)
+			},
+		},
+	}
+	for i := range steps { // the injected crash: after the effect of step N
+		if i+1 == g.cfg.crashAfter {
+			action := steps[i].Action
+			steps[i].Action = func(ctx context.Context, c Checkout) (Checkout, error) {
+				c, err := action(ctx, c)
+				if err == nil {
+					g.cfg.crash()
+				}
+				return c, err
+			}
+		}
+	}
+	return steps
+}
+
+// lookup asks the users or the catalog service, one pool task each.
+func (g *gateway) lookup(ctx context.Context, l lookup) (lookupResult, error) {
+	var r lookupResult
+	if l.user != "" {
+		return r, g.down["users"].call(ctx, http.MethodGet, "/users/"+l.user, nil, &r.user)
+	}
+	var p Product
+	err := g.down["catalog"].call(ctx, http.MethodGet, "/products/"+l.sku, nil, &p)
+	r.price = p.Price
+	return r, err
+}
+
+// checkoutRequest is the body of POST /checkout.
+type checkoutRequest struct {
+	Order string `json:"order"`
+	User  string `json:"user"`
+	Items []Item `json:"items"`
+}
+
+// checkoutResponse is its answer.
+type checkoutResponse struct {
+	Order   string `json:"order"`
+	Outcome string `json:"outcome"`
+	Total   int    `json:"total,omitempty"`
+	Charge  string `json:"charge,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+func (g *gateway) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /checkout", func(w http.ResponseWriter, r *http.Request) {
+		var req checkoutRequest
+		if err := readJSON(r, &req); err != nil || req.Order == "" || req.User == "" || len(req.Items) == 0 {
+			writeJSON(w, http.StatusBadRequest, problem{`the body must be {"order": ID, "user": ID, "items": [{"sku": ..., "qty": n}]}`})
+			return
+		}
+		c, err := g.quote(r.Context(), req)
+		if err != nil {
+			status := http.StatusBadGateway
+			if herr, ok := unwrapHTTP(err); ok && herr.Status == http.StatusNotFound {
+				status = http.StatusNotFound
+			}
+			writeJSON(w, status, problem{err.Error()})
+			return
+		}
+		final, outcome, err := g.checkouts.Run(r.Context(), req.Order, c)
+		resp := checkoutResponse{Order: req.Order, Outcome: outcome.String(), Total: final.Total, Charge: final.Charge}
+		status := http.StatusOK
+		switch {
+		case outcome == saga.Completed:
+		case outcome == saga.Compensated:
+			status, resp.Error = http.StatusUnprocessableEntity, err.Error()
+		default:
+			status, resp.Error = http.StatusServiceUnavailable, fmt.Sprint(err)
+		}
+		writeJSON(w, status, resp)
+	})
+	return mux
+}
+
+// quote looks up the user and every price at once, on the pool, and
+// returns the saga's initial state.
+func (g *gateway) quote(ctx context.Context, req checkoutRequest) (Checkout, error) {
+	tasks := []lookup{{user: req.User}}
+	for _, it := range req.Items {
+		tasks = append(tasks, lookup{sku: it.SKU})
+	}
+	results, err := g.lookups.Process(ctx, tasks)
+	if err != nil {
+		return Checkout{}, err
+	}
+	c := Checkout{Order: req.Order, User: req.User, Card: results[0].user.Card, Items: req.Items}
+	for i, it := range req.Items {
+		c.Total += it.Qty * results[i+1].price
+	}
+	return c, nil
+}
+
+// close waits for the checkouts in flight until ctx ends, then leaves the
+// rest to the next start's Recover.
+func (g *gateway) close(ctx context.Context) error {
+	return errors.Join(g.runner.Close(ctx), g.lookups.Close(), g.log.Close())
+}
