@@ -50,7 +50,6 @@ type config struct {
 	invDelay     time.Duration
 	stepTimeout  time.Duration
 	crashAfter   int
-	demoCheckout int
 }
 
 var services = []string{"users", "catalog", "inventory", "payments", "orders", "gateway"}
