@@ -7,10 +7,10 @@ import (
 	"net/http"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"golang.org/x/time/rate"
 
 	"github.com/otelpatterns/otelpatterns/examples/internal/setup"
+	"github.com/otelpatterns/otelpatterns/examples/internal/web"
 	"github.com/otelpatterns/otelpatterns/journal"
 	"github.com/otelpatterns/otelpatterns/pool"
 	"github.com/otelpatterns/otelpatterns/retry"
@@ -56,9 +56,7 @@ type lookupResult struct {
 }
 
 func newGateway(ctx context.Context, tel *setup.Telemetry, cfg gatewayConfig) (*gateway, error) {
-	hc := &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport,
-		otelhttp.WithTracerProvider(tel.TracerProvider), otelhttp.WithMeterProvider(tel.MeterProvider),
-		otelhttp.WithPropagators(tel.Propagators))}
+	hc := web.Client(tel)
 	g := &gateway{cfg: cfg, down: map[string]*downstream{}}
 	for _, name := range []string{"users", "catalog", "inventory", "payments", "orders"} {
 		breaker, err := retry.NewBreaker(retry.BreakerName(name), retry.TripAfter(5), retry.OpenFor(5*time.Second),
@@ -184,8 +182,8 @@ func (g *gateway) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /checkout", func(w http.ResponseWriter, r *http.Request) {
 		var req checkoutRequest
-		if err := readJSON(r, &req); err != nil || req.Order == "" || req.User == "" || len(req.Items) == 0 {
-			writeJSON(w, http.StatusBadRequest, problem{`the body must be {"order": ID, "user": ID, "items": [{"sku": ..., "qty": n}]}`})
+		if err := web.ReadJSON(r, &req); err != nil || req.Order == "" || req.User == "" || len(req.Items) == 0 {
+			web.WriteJSON(w, http.StatusBadRequest, web.Problem{Error: `the body must be {"order": ID, "user": ID, "items": [{"sku": ..., "qty": n}]}`})
 			return
 		}
 		c, err := g.quote(r.Context(), req)
@@ -194,7 +192,7 @@ func (g *gateway) handler() http.Handler {
 			if herr, ok := unwrapHTTP(err); ok && herr.Status == http.StatusNotFound {
 				status = http.StatusNotFound
 			}
-			writeJSON(w, status, problem{err.Error()})
+			web.WriteJSON(w, status, web.Problem{Error: err.Error()})
 			return
 		}
 		final, outcome, err := g.checkouts.Run(r.Context(), req.Order, c)
@@ -207,7 +205,7 @@ func (g *gateway) handler() http.Handler {
 		default:
 			status, resp.Error = http.StatusServiceUnavailable, fmt.Sprint(err)
 		}
-		writeJSON(w, status, resp)
+		web.WriteJSON(w, status, resp)
 	})
 	return mux
 }

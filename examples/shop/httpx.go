@@ -7,13 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-
-	"github.com/otelpatterns/otelpatterns/examples/internal/setup"
+	"github.com/otelpatterns/otelpatterns/examples/internal/web"
 	"github.com/otelpatterns/otelpatterns/retry"
 	"github.com/otelpatterns/otelpatterns/saga"
 )
@@ -26,56 +22,10 @@ const (
 	headerStep   = "Saga-Step"
 )
 
-// server serves h on addr (":0" for any free port on loopback) with a
-// SERVER span for every request, continuing the caller's trace.
-type server struct {
-	name string
-	url  string
-	srv  *http.Server
-	ln   net.Listener
-}
-
-func serve(tel *setup.Telemetry, name, addr string, h http.Handler) (*server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	handler := otelhttp.NewHandler(h, name,
-		otelhttp.WithTracerProvider(tel.TracerProvider), otelhttp.WithMeterProvider(tel.MeterProvider),
-		otelhttp.WithPropagators(tel.Propagators),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-			if r.Pattern == "" {
-				return r.Method
-			}
-			return r.Pattern // "POST /checkout": the route, never the raw path
-		}))
-	s := &server{name: name, url: "http://" + ln.Addr().String(), ln: ln,
-		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}}
-	go func() { _ = s.srv.Serve(ln) }()
-	return s, nil
-}
-
-func (s *server) close(ctx context.Context) error { return s.srv.Shutdown(ctx) }
-
 // withStep puts the saga step of the request's headers into its context.
 func withStep(r *http.Request) (context.Context, saga.StepInfo) {
 	info := saga.StepInfo{ID: r.Header.Get(headerSagaID), Step: r.Header.Get(headerStep)}
 	return saga.ContextWithStep(r.Context(), info), info
-}
-
-func readJSON(r *http.Request, v any) error {
-	return json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(v)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-// problem is every error body.
-type problem struct {
-	Error string `json:"error"`
 }
 
 // httpError is a downstream's answer that was not a success.
@@ -128,7 +78,7 @@ func (d *downstream) call(ctx context.Context, method, path string, in, out any)
 		defer resp.Body.Close()
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		if resp.StatusCode >= 300 {
-			var p problem
+			var p web.Problem
 			_ = json.Unmarshal(data, &p)
 			herr := &httpError{Service: d.name, Status: resp.StatusCode, Message: p.Error}
 			if resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {

@@ -42,14 +42,14 @@ import (
 
 // config is the command line.
 type config struct {
-	service      string
-	addrs        map[string]*string
-	journalDir   string
-	serve        bool
-	decline      bool
-	invDelay     time.Duration
-	stepTimeout  time.Duration
-	crashAfter   int
+	service     string
+	addrs       map[string]*string
+	journalDir  string
+	serve       bool
+	decline     bool
+	invDelay    time.Duration
+	stepTimeout time.Duration
+	crashAfter  int
 }
 
 var services = []string{"users", "catalog", "inventory", "payments", "orders", "gateway"}
@@ -108,7 +108,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 		err = errors.Join(err, s.close(closing))
 	}()
 	for _, srv := range s.servers {
-		fmt.Fprintf(w, "%-9s %s\n", srv.name, srv.url)
+		fmt.Fprintf(w, "%-9s %s\n", srv.Name, srv.URL)
 	}
 	if cfg.serve || s.gateway == nil {
 		<-ctx.Done()

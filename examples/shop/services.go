@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/otelpatterns/otelpatterns/examples/internal/web"
 	"github.com/otelpatterns/otelpatterns/saga"
 )
 
@@ -40,10 +41,10 @@ func users() http.Handler {
 	mux.HandleFunc("GET /users/{id}", func(w http.ResponseWriter, r *http.Request) {
 		u, ok := known[r.PathValue("id")]
 		if !ok {
-			writeJSON(w, http.StatusNotFound, problem{"no such user"})
+			web.WriteJSON(w, http.StatusNotFound, web.Problem{Error: "no such user"})
 			return
 		}
-		writeJSON(w, http.StatusOK, u)
+		web.WriteJSON(w, http.StatusOK, u)
 	})
 	return mux
 }
@@ -55,10 +56,10 @@ func catalog() http.Handler {
 	mux.HandleFunc("GET /products/{sku}", func(w http.ResponseWriter, r *http.Request) {
 		p, ok := prices[r.PathValue("sku")]
 		if !ok {
-			writeJSON(w, http.StatusNotFound, problem{"no such product"})
+			web.WriteJSON(w, http.StatusNotFound, web.Problem{Error: "no such product"})
 			return
 		}
-		writeJSON(w, http.StatusOK, Product{SKU: r.PathValue("sku"), Price: p})
+		web.WriteJSON(w, http.StatusOK, Product{SKU: r.PathValue("sku"), Price: p})
 	})
 	return mux
 }
@@ -93,14 +94,14 @@ func (inv *inventory) handler() http.Handler {
 	mux.HandleFunc("POST /reserve", func(w http.ResponseWriter, r *http.Request) {
 		ctx, step := withStep(r)
 		var req reservation
-		if err := readJSON(r, &req); err != nil {
-			writeJSON(w, http.StatusBadRequest, problem{err.Error()})
+		if err := web.ReadJSON(r, &req); err != nil {
+			web.WriteJSON(w, http.StatusBadRequest, web.Problem{Error: err.Error()})
 			return
 		}
 		select { // a slow warehouse, when one is injected
 		case <-time.After(inv.delay):
 		case <-ctx.Done():
-			writeJSON(w, http.StatusServiceUnavailable, problem{"gave up"})
+			web.WriteJSON(w, http.StatusServiceUnavailable, web.Problem{Error: "gave up"})
 			return
 		}
 		_, err := inv.barrier.Action(ctx, step.ID, step.Step, func(context.Context) error {
@@ -117,16 +118,16 @@ func (inv *inventory) handler() http.Handler {
 			return nil
 		})
 		if err != nil {
-			writeJSON(w, http.StatusConflict, problem{err.Error()})
+			web.WriteJSON(w, http.StatusConflict, web.Problem{Error: err.Error()})
 			return
 		}
-		writeJSON(w, http.StatusOK, req)
+		web.WriteJSON(w, http.StatusOK, req)
 	})
 	mux.HandleFunc("POST /release", func(w http.ResponseWriter, r *http.Request) {
 		ctx, step := withStep(r)
 		var req reservation
-		if err := readJSON(r, &req); err != nil {
-			writeJSON(w, http.StatusBadRequest, problem{err.Error()})
+		if err := web.ReadJSON(r, &req); err != nil {
+			web.WriteJSON(w, http.StatusBadRequest, web.Problem{Error: err.Error()})
 			return
 		}
 		_, _ = inv.barrier.Compensate(ctx, step.ID, step.Step, func(context.Context) error {
@@ -137,10 +138,10 @@ func (inv *inventory) handler() http.Handler {
 			}
 			return nil
 		})
-		writeJSON(w, http.StatusOK, req)
+		web.WriteJSON(w, http.StatusOK, req)
 	})
 	mux.HandleFunc("GET /stock", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, inv.snapshot())
+		web.WriteJSON(w, http.StatusOK, inv.snapshot())
 	})
 	return mux
 }
@@ -177,12 +178,12 @@ func (p *payments) handler() http.Handler {
 	mux.HandleFunc("POST /charge", func(w http.ResponseWriter, r *http.Request) {
 		ctx, step := withStep(r)
 		var req charge
-		if err := readJSON(r, &req); err != nil {
-			writeJSON(w, http.StatusBadRequest, problem{err.Error()})
+		if err := web.ReadJSON(r, &req); err != nil {
+			web.WriteJSON(w, http.StatusBadRequest, web.Problem{Error: err.Error()})
 			return
 		}
 		if p.decline || req.Card == "4000" {
-			writeJSON(w, http.StatusPaymentRequired, problem{"card declined"})
+			web.WriteJSON(w, http.StatusPaymentRequired, web.Problem{Error: "card declined"})
 			return
 		}
 		_, err := p.barrier.Action(ctx, step.ID, step.Step, func(context.Context) error {
@@ -192,17 +193,17 @@ func (p *payments) handler() http.Handler {
 			return nil
 		})
 		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, problem{err.Error()})
+			web.WriteJSON(w, http.StatusInternalServerError, web.Problem{Error: err.Error()})
 			return
 		}
 		req.ID = "ch-" + req.Order
-		writeJSON(w, http.StatusOK, req)
+		web.WriteJSON(w, http.StatusOK, req)
 	})
 	mux.HandleFunc("POST /refund", func(w http.ResponseWriter, r *http.Request) {
 		ctx, step := withStep(r)
 		var req charge
-		if err := readJSON(r, &req); err != nil {
-			writeJSON(w, http.StatusBadRequest, problem{err.Error()})
+		if err := web.ReadJSON(r, &req); err != nil {
+			web.WriteJSON(w, http.StatusBadRequest, web.Problem{Error: err.Error()})
 			return
 		}
 		_, _ = p.barrier.Compensate(ctx, step.ID, step.Step, func(context.Context) error {
@@ -211,10 +212,10 @@ func (p *payments) handler() http.Handler {
 			delete(p.charged, req.Order)
 			return nil
 		})
-		writeJSON(w, http.StatusOK, req)
+		web.WriteJSON(w, http.StatusOK, req)
 	})
 	mux.HandleFunc("GET /charges", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, p.snapshot())
+		web.WriteJSON(w, http.StatusOK, p.snapshot())
 	})
 	return mux
 }
@@ -248,8 +249,8 @@ func (o *orders) handler() http.Handler {
 	mux.HandleFunc("POST /orders", func(w http.ResponseWriter, r *http.Request) {
 		ctx, step := withStep(r)
 		var req Order
-		if err := readJSON(r, &req); err != nil {
-			writeJSON(w, http.StatusBadRequest, problem{err.Error()})
+		if err := web.ReadJSON(r, &req); err != nil {
+			web.WriteJSON(w, http.StatusBadRequest, web.Problem{Error: err.Error()})
 			return
 		}
 		_, _ = o.barrier.Action(ctx, step.ID, step.Step, func(context.Context) error {
@@ -258,13 +259,13 @@ func (o *orders) handler() http.Handler {
 			o.all[req.ID] = req
 			return nil
 		})
-		writeJSON(w, http.StatusCreated, req)
+		web.WriteJSON(w, http.StatusCreated, req)
 	})
 	mux.HandleFunc("POST /orders/cancel", func(w http.ResponseWriter, r *http.Request) {
 		ctx, step := withStep(r)
 		var req Order
-		if err := readJSON(r, &req); err != nil {
-			writeJSON(w, http.StatusBadRequest, problem{err.Error()})
+		if err := web.ReadJSON(r, &req); err != nil {
+			web.WriteJSON(w, http.StatusBadRequest, web.Problem{Error: err.Error()})
 			return
 		}
 		_, _ = o.barrier.Compensate(ctx, step.ID, step.Step, func(context.Context) error {
@@ -273,17 +274,17 @@ func (o *orders) handler() http.Handler {
 			delete(o.all, req.ID)
 			return nil
 		})
-		writeJSON(w, http.StatusOK, req)
+		web.WriteJSON(w, http.StatusOK, req)
 	})
 	mux.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, r *http.Request) {
 		o.mu.Lock()
 		order, ok := o.all[r.PathValue("id")]
 		o.mu.Unlock()
 		if !ok {
-			writeJSON(w, http.StatusNotFound, problem{"no such order"})
+			web.WriteJSON(w, http.StatusNotFound, web.Problem{Error: "no such order"})
 			return
 		}
-		writeJSON(w, http.StatusOK, order)
+		web.WriteJSON(w, http.StatusOK, order)
 	})
 	return mux
 }

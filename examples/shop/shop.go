@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/otelpatterns/otelpatterns/examples/internal/setup"
+	"github.com/otelpatterns/otelpatterns/examples/internal/web"
 )
 
 // shopConfig says which services to start and how.
@@ -25,7 +26,7 @@ type shopConfig struct {
 
 // shop is the services running in this process.
 type shop struct {
-	servers   []*server
+	servers   []*web.Server
 	inventory *inventory
 	payments  *payments
 	orders    *orders
@@ -34,8 +35,8 @@ type shop struct {
 
 func (s *shop) url(name string) string {
 	for _, srv := range s.servers {
-		if srv.name == name {
-			return srv.url
+		if srv.Name == name {
+			return srv.URL
 		}
 	}
 	return ""
@@ -63,19 +64,19 @@ func start(ctx context.Context, tel *setup.Telemetry, cfg shopConfig) (s *shop, 
 		if cfg.only != "all" && cfg.only != name {
 			continue
 		}
-		srv, err := serve(tel, name, cfg.addrs[name], handlers[name])
+		srv, err := web.Serve(tel, name, cfg.addrs[name], handlers[name])
 		if err != nil {
 			return nil, err
 		}
 		s.servers = append(s.servers, srv)
-		urls[name] = srv.url
+		urls[name] = srv.URL
 	}
 	if cfg.only == "all" || cfg.only == "gateway" {
 		if s.gateway, err = newGateway(ctx, tel, gatewayConfig{urls: urls, journalDir: cfg.journalDir,
 			stepTimeout: cfg.stepTimeout, crashAfter: cfg.crashAfter, crash: cfg.crash}); err != nil {
 			return nil, err
 		}
-		srv, err := serve(tel, "gateway", cfg.addrs["gateway"], s.gateway.handler())
+		srv, err := web.Serve(tel, "gateway", cfg.addrs["gateway"], s.gateway.handler())
 		if err != nil {
 			return nil, err
 		}
@@ -88,7 +89,7 @@ func start(ctx context.Context, tel *setup.Telemetry, cfg shopConfig) (s *shop, 
 func (s *shop) close(ctx context.Context) error {
 	var errs []error
 	for _, srv := range s.servers {
-		errs = append(errs, srv.close(ctx))
+		errs = append(errs, srv.Close(ctx))
 	}
 	if s.gateway != nil {
 		errs = append(errs, s.gateway.close(ctx))
