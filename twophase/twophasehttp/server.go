@@ -62,11 +62,16 @@ func newServer(opts []Option) (*server, error) {
 	return &server{tel: tel, prop: tel.Propagators}, nil
 }
 
-// serve runs fn for one request under a SERVER span that continues the
-// caller's trace, and writes its answer with status.
+// serve runs fn for one request under a span, and writes its answer with
+// status. The span is the request's SERVER span, continuing the caller's
+// trace from the headers; or, when HTTP middleware such as otelhttp has
+// made that span already, an INTERNAL child of it.
 func (s *server) serve(w http.ResponseWriter, r *http.Request, op string, attrs []attribute.KeyValue, fn func(ctx context.Context) (int, answer)) {
-	ctx := s.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := s.tel.Tracer.Start(ctx, spanServe+op, trace.WithSpanKind(trace.SpanKindServer),
+	ctx, kind := r.Context(), trace.SpanKindInternal
+	if sc := trace.SpanContextFromContext(ctx); !sc.IsValid() || sc.IsRemote() {
+		ctx, kind = s.prop.Extract(ctx, propagation.HeaderCarrier(r.Header)), trace.SpanKindServer
+	}
+	ctx, span := s.tel.Tracer.Start(ctx, spanServe+op, trace.WithSpanKind(kind),
 		trace.WithAttributes(append(attrs, semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path))...))
 	defer span.End()
 	status, body := fn(ctx)

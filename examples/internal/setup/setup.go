@@ -54,7 +54,14 @@ type Telemetry struct {
 // Option adjusts Start.
 type Option func(*options)
 
-type options struct{ console []console.Option }
+type options struct {
+	console []console.Option
+	quiet   bool
+}
+
+// WithoutConsole drops the traces instead of printing them, when there is
+// no OTLP endpoint: for programs whose output is something else.
+func WithoutConsole() Option { return func(o *options) { o.quiet = true } }
 
 // WithConsoleOptions passes options to the console exporter.
 func WithConsoleOptions(opts ...console.Option) Option {
@@ -79,7 +86,11 @@ func Start(ctx context.Context, service string, w io.Writer, opts ...Option) (*T
 	}
 	t := &Telemetry{Propagators: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
 	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
-		tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSyncer(console.New(w, o.console...)))
+		var tpOpts []sdktrace.TracerProviderOption
+		if !o.quiet {
+			tpOpts = append(tpOpts, sdktrace.WithSyncer(console.New(w, o.console...)))
+		}
+		tp := sdktrace.NewTracerProvider(append(tpOpts, sdktrace.WithResource(res))...)
 		t.TracerProvider, t.MeterProvider = tp, sdkmetric.NewMeterProvider(sdkmetric.WithResource(res))
 		t.shutdown = append(t.shutdown, tp.Shutdown, t.MeterProvider.(*sdkmetric.MeterProvider).Shutdown)
 		return t, nil
