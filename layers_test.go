@@ -25,6 +25,7 @@ var floors = map[string]int{
 	"internal/telemetry":               2,
 	"internal/telemetry/telemetrytest": 2, // imported by tests only
 	"internal/ordered":                 2,
+	"internal/owned":                   2,
 	"internal/workload":                2, // imported by benchmarks only
 	"retry":                            3,
 	"functional":                       3,

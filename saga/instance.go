@@ -98,7 +98,7 @@ func (in *instance[S]) replay(h *history) error {
 // owns (claim counted it).
 func (in *instance[S]) start() {
 	go func() {
-		defer in.s.r.wg.Done()
+		defer in.s.r.live.Done()
 		in.drive()
 	}()
 }
@@ -109,7 +109,7 @@ func (in *instance[S]) stopBeforeStart(err error) {
 	in.dead = err
 	in.mu.Unlock()
 	in.finish()
-	in.s.r.wg.Done()
+	in.s.r.live.Done()
 }
 
 func (in *instance[S]) drive() {
@@ -519,7 +519,7 @@ func (in *instance[S]) finish() {
 		in.stop(nil)
 		in.cancelSteps()
 	}
-	in.s.r.release(in.h)
+	in.s.r.live.Release(in.id, in.h)
 	close(in.h.done)
 }
 

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/internal/owned"
 	"github.com/otelpatterns/otelpatterns/journal"
 )
 
@@ -22,13 +23,12 @@ type Runner struct {
 	cfg *config
 	ins *instruments
 
-	mu     sync.Mutex
-	defs   map[defKey]registered
-	names  map[string]bool // every registered name, any version
-	live   map[string]*handle
-	stuck  map[string]bool // sagas counted in the stuck gauge
-	closed bool
-	wg     sync.WaitGroup
+	live owned.Set[*handle] // the sagas running here, and their goroutines
+
+	mu    sync.Mutex
+	defs  map[defKey]registered
+	names map[string]bool // every registered name, any version
+	stuck map[string]bool // sagas counted in the stuck gauge
 }
 
 type defKey struct {
@@ -65,7 +65,7 @@ func NewRunner(log journal.Log, opts ...Option) (*Runner, error) {
 	}
 	return &Runner{
 		log: log, cfg: cfg, ins: newInstruments(cfg.tel),
-		defs: map[defKey]registered{}, names: map[string]bool{}, live: map[string]*handle{}, stuck: map[string]bool{},
+		defs: map[defKey]registered{}, names: map[string]bool{}, stuck: map[string]bool{},
 	}, nil
 }
 
@@ -96,34 +96,22 @@ func Register[S any](r *Runner, def *Definition[S]) (*Saga[S], error) {
 
 func (s *Saga[S]) fingerprint() string { return s.def.fingerprint }
 
-// claim registers h as the live saga id, unless one is live already, which
-// it returns instead.
+// claim registers h as the live saga of its ID, counting its driver,
+// unless one is live already, which it returns instead.
 func (r *Runner) claim(h *handle) (*handle, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
+	live, claimed, open := r.live.Claim(h.id, h)
+	switch {
+	case !open:
 		return nil, ErrClosed
-	}
-	if live, ok := r.live[h.id]; ok {
+	case !claimed:
 		return live, nil
 	}
-	r.live[h.id] = h
-	r.wg.Add(1)
 	return nil, nil
 }
 
-func (r *Runner) release(h *handle) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.live[h.id] == h {
-		delete(r.live, h.id)
-	}
-}
-
 func (r *Runner) liveHandle(id string) *handle {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.live[id]
+	h, _ := r.live.Get(id)
+	return h
 }
 
 // Run runs saga id from initial and returns its final state and outcome.
@@ -177,18 +165,18 @@ func (s *Saga[S]) Run(ctx context.Context, id string, initial S) (S, Outcome, er
 // and calls the actions in flight back through their ctx.
 func (s *Saga[S]) drive(ctx context.Context, in *instance[S]) (S, Outcome, error) {
 	r := s.r
-	r.wg.Add(1)
+	r.live.Add()
 	stop := context.AfterFunc(ctx, func() {
-		defer r.wg.Done()
+		defer r.live.Done()
 		in.abortBy(context.Cause(ctx))
 	})
 	in.forward()
 	if stop() {
-		r.wg.Done()
+		r.live.Done()
 	}
 	if !in.isAborting() {
 		in.finish()
-		r.wg.Done()
+		r.live.Done()
 		return in.final, in.h.outcome, in.h.err
 	}
 	in.start() // compensation
@@ -461,28 +449,9 @@ func (r *Runner) uncountStuck(ctx context.Context, id, name string) {
 // their goroutines have returned (actions and compensations must heed
 // their ctx). Close does not close the journal.
 func (r *Runner) Close(ctx context.Context) error {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	already, err := r.live.Close(ctx, func(h *handle) { h.kill(ErrClosed) })
+	if already {
 		return ErrClosed
 	}
-	r.closed = true
-	r.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		r.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	r.mu.Lock()
-	for _, h := range r.live {
-		h.kill(ErrClosed)
-	}
-	r.mu.Unlock()
-	<-done
-	return ctx.Err()
+	return err
 }

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/internal/owned"
 	"github.com/otelpatterns/otelpatterns/journal"
 )
 
@@ -21,11 +22,10 @@ type Coordinator struct {
 	cfg *config
 	ins *instruments
 
-	mu     sync.Mutex
-	live   map[string]*tx
-	known  map[string]Participant // by name: WithParticipants and every Execute's
-	closed bool
-	wg     sync.WaitGroup
+	live owned.Set[*tx] // the transactions driven here, and their goroutines
+
+	mu    sync.Mutex
+	known map[string]Participant // by name: WithParticipants and every Execute's
 }
 
 // NewCoordinator returns a coordinator that writes ahead to log.
@@ -37,7 +37,7 @@ func NewCoordinator(log journal.Log, opts ...Option) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Coordinator{log: log, cfg: cfg, ins: newInstruments(cfg.tel), live: map[string]*tx{}, known: cfg.participants}, nil
+	return &Coordinator{log: log, cfg: cfg, ins: newInstruments(cfg.tel), known: cfg.participants}, nil
 }
 
 // Execute runs transaction txID across participants:
@@ -92,7 +92,7 @@ func (c *Coordinator) Execute(ctx context.Context, txID string, participants ...
 	c.cfg.tel.Propagators().Inject(ctx, carrier)
 	if err := t.append(journal.Record{Kind: kindBegin, Payload: encode(beginPayload{Participants: names}), Carrier: carrier}); err != nil {
 		t.finish()
-		c.wg.Done()
+		c.live.Done()
 		if errors.Is(err, journal.ErrConflict) { // Status presumed it aborted first
 			if recs, lerr := c.log.Load(ctx, txID); lerr == nil && len(recs) > 0 {
 				return c.executeLogged(ctx, txID, recs)
@@ -101,8 +101,8 @@ func (c *Coordinator) Execute(ctx context.Context, txID string, participants ...
 		return Pending, fmt.Errorf("twophase: Execute %q: %w", txID, err)
 	}
 	t.prepare(ctx)
-	c.wg.Go(t.phase2)
-	c.wg.Done() // claim's count: phase2 holds its own
+	c.live.Go(t.phase2)
+	c.live.Done() // claim's count: phase2 holds its own
 	return t.wait(ctx)
 }
 
@@ -162,34 +162,22 @@ func (c *Coordinator) learn(ps []Participant) {
 	}
 }
 
-// claim makes t the live transaction of its ID, unless one is live
-// already, which it returns; it counts t's driver in wg.
+// claim makes t the live transaction of its ID, counting its driver,
+// unless one is live already, which it returns.
 func (c *Coordinator) claim(t *tx) (*tx, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
+	live, claimed, open := c.live.Claim(t.id, t)
+	switch {
+	case !open:
 		return nil, ErrClosed
-	}
-	if live, ok := c.live[t.id]; ok {
+	case !claimed:
 		return live, nil
 	}
-	c.live[t.id] = t
-	c.wg.Add(1)
 	return nil, nil
 }
 
-func (c *Coordinator) release(t *tx) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.live[t.id] == t {
-		delete(c.live, t.id)
-	}
-}
-
 func (c *Coordinator) liveTx(id string) *tx {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.live[id]
+	t, _ := c.live.Get(id)
+	return t
 }
 
 // takeOver resumes a logged, unfinished transaction under a higher epoch,
@@ -229,12 +217,12 @@ func (c *Coordinator) takeOver(ctx context.Context, id string, h *history) (*tx,
 	if err != nil {
 		t.fail(err)
 		t.finish()
-		c.wg.Done()
+		c.live.Done()
 		return nil, fmt.Errorf("twophase: take over %q: %w", id, err)
 	}
 	t.decided()
-	c.wg.Go(t.phase2)
-	c.wg.Done()
+	c.live.Go(t.phase2)
+	c.live.Done()
 	return t, nil
 }
 
@@ -354,28 +342,9 @@ type Report struct {
 // Recover, and returns ctx's error once their goroutines have returned
 // (participants' calls must heed their ctx). It does not close the journal.
 func (c *Coordinator) Close(ctx context.Context) error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	already, err := c.live.Close(ctx, func(t *tx) { t.kill(ErrClosed) })
+	if already {
 		return ErrClosed
 	}
-	c.closed = true
-	c.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		c.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	c.mu.Lock()
-	for _, t := range c.live {
-		t.kill(ErrClosed)
-	}
-	c.mu.Unlock()
-	<-done
-	return ctx.Err()
+	return err
 }

@@ -309,7 +309,7 @@ func (t *tx) finish() {
 		t.span.End()
 		t.stop(nil)
 	}
-	t.c.release(t)
+	t.c.live.Release(t.id, t)
 	close(t.done)
 }
 

@@ -1,0 +1,95 @@
+// Package owned keeps the work that a runner owns, by ID, and the
+// goroutines that drive it: the saga runner's sagas and the two-phase-commit
+// coordinator's transactions share the rules here. At most one piece of
+// work is live per ID; Close waits for the goroutines, and when its ctx
+// ends first, stops the work and still waits, so that none outlives it.
+package owned
+
+import (
+	"context"
+	"sync"
+)
+
+// Set is the live work of a runner, by ID. The zero Set is ready to use.
+type Set[T comparable] struct {
+	mu     sync.Mutex
+	byID   map[string]T
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// Claim makes t the live work of id and counts one goroutine for it (see
+// Done), unless id has live work already, which it returns with claimed
+// false, or the set is closed (open false).
+func (s *Set[T]) Claim(id string, t T) (live T, claimed, open bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return live, false, false
+	}
+	if live, ok := s.byID[id]; ok {
+		return live, false, true
+	}
+	if s.byID == nil {
+		s.byID = map[string]T{}
+	}
+	s.byID[id] = t
+	s.wg.Add(1)
+	return t, true, true
+}
+
+// Get returns the live work of id.
+func (s *Set[T]) Get(id string) (T, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.byID[id]
+	return t, ok
+}
+
+// Release forgets t, if it is still the live work of id.
+func (s *Set[T]) Release(id string, t T) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byID[id] == t {
+		delete(s.byID, id)
+	}
+}
+
+// Add counts one more goroutine, which calls Done when it returns.
+func (s *Set[T]) Add() { s.wg.Add(1) }
+
+// Done uncounts a goroutine counted by Claim, Add or Go.
+func (s *Set[T]) Done() { s.wg.Done() }
+
+// Go runs fn on a counted goroutine.
+func (s *Set[T]) Go(fn func()) { s.wg.Go(fn) }
+
+// Close refuses new claims and waits for every counted goroutine until ctx
+// ends; then it calls stop for each live work, waits again, and returns
+// ctx's error. already reports that the set was closed before.
+func (s *Set[T]) Close(ctx context.Context, stop func(T)) (already bool, err error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return true, nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return false, nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for _, t := range s.byID {
+		stop(t)
+	}
+	s.mu.Unlock()
+	<-done
+	return false, ctx.Err()
+}

@@ -1,0 +1,60 @@
+package owned
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type work struct{ stop chan struct{} }
+
+func TestOneLiveWorkPerID(t *testing.T) {
+	var s Set[*work]
+	a, b := &work{}, &work{}
+	if _, claimed, open := s.Claim("x", a); !claimed || !open {
+		t.Fatal("the first claim failed")
+	}
+	if live, claimed, _ := s.Claim("x", b); claimed || live != a {
+		t.Fatal("a second claim of a live ID did not return the live work")
+	}
+	s.Release("x", b) // not x's: nothing happens
+	if got, ok := s.Get("x"); !ok || got != a {
+		t.Fatal("releasing another work forgot the live one")
+	}
+	s.Release("x", a)
+	s.Done()
+	if _, ok := s.Get("x"); ok {
+		t.Fatal("a released work is still live")
+	}
+	if already, err := s.Close(context.Background(), nil); already || err != nil {
+		t.Fatalf("Close = %v, %v", already, err)
+	}
+	if _, _, open := s.Claim("y", b); open {
+		t.Fatal("a claim after Close succeeded")
+	}
+	if already, _ := s.Close(context.Background(), nil); !already {
+		t.Fatal("a second Close did not say so")
+	}
+}
+
+func TestCloseStopsWhatOutlivesItsContext(t *testing.T) {
+	var s Set[*work]
+	w := &work{stop: make(chan struct{})}
+	s.Claim("x", w)
+	go func() {
+		defer s.Done()
+		<-w.stop // runs until stopped
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	stopped := 0
+	_, err := s.Close(ctx, func(w *work) { stopped++; close(w.stop) })
+	if !errors.Is(err, context.DeadlineExceeded) || stopped != 1 {
+		t.Fatalf("Close = %v after stopping %d", err, stopped)
+	}
+}
