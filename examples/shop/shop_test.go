@@ -213,6 +213,16 @@ func TestCrashAfterChargeResumesOnRestart(t *testing.T) {
 	assert.Equal(t, map[string]int{"o-4": 1500}, first.payments.snapshot(), "charged once, though the charge step ran twice")
 	after := first.inventory.snapshot()
 	assert.Equal(t, stock["book"]-1, after["book"], "reserved once")
+	// The resumed saga's span links to the span of the run that began it.
+	var sagas []sdktrace.ReadOnlySpan
+	for _, sp := range first.spans.Ended() {
+		if sp.Name() == "saga checkout" {
+			sagas = append(sagas, sp)
+		}
+	}
+	require.Len(t, sagas, 2, "the interrupted run and the resumed one")
+	require.Len(t, sagas[1].Links(), 1)
+	assert.Equal(t, sagas[0].SpanContext().SpanID(), sagas[1].Links()[0].SpanContext.SpanID())
 	// Its outcome is recorded: asking again runs nothing.
 	_, outcome, err := second.checkouts.Run(context.Background(), "o-4", Checkout{})
 	assert.NoError(t, err)
