@@ -91,7 +91,7 @@ func (l *File) path(index uint64) string { return filepath.Join(l.dir, segmentNa
 func (l *File) Append(ctx context.Context, txID string, expectSeq uint64, records ...Record) (err error) {
 	sw := l.ins.startAppend(ctx)
 	defer func() { l.ins.appended(ctx, sw, err) }()
-	recs, err := validate(txID, expectSeq, records, l.cfg.maxPayload)
+	recs, err := validate(make([]Record, 0, len(records)), txID, expectSeq, records, l.cfg.maxPayload)
 	if err != nil {
 		return err
 	}

@@ -24,8 +24,9 @@ const (
 )
 
 // validate checks what can be checked of an Append without the log's
-// state, and numbers copies of the records from expectSeq+1.
-func validate(txID string, expectSeq uint64, records []Record, maxPayload int) ([]Record, error) {
+// state, and appends to dst copies of the records numbered from
+// expectSeq+1.
+func validate(dst []Record, txID string, expectSeq uint64, records []Record, maxPayload int) ([]Record, error) {
 	switch {
 	case txID == "":
 		return nil, &InvalidError{TxID: txID, Index: -1, Reason: "the transaction ID is empty"}
@@ -34,7 +35,6 @@ func validate(txID string, expectSeq uint64, records []Record, maxPayload int) (
 	case len(records) == 0:
 		return nil, &InvalidError{TxID: txID, Index: -1, Reason: "no records to append"}
 	}
-	out := make([]Record, len(records))
 	for i, r := range records {
 		reason := ""
 		switch {
@@ -59,10 +59,11 @@ func validate(txID string, expectSeq uint64, records []Record, maxPayload int) (
 		if reason != "" {
 			return nil, &InvalidError{TxID: txID, Index: i, Reason: reason}
 		}
-		out[i] = r.clone()
-		out[i].TxID, out[i].Seq = txID, expectSeq+uint64(i)+1
+		c := r.clone()
+		c.TxID, c.Seq = txID, expectSeq+uint64(i)+1
+		dst = append(dst, c)
 	}
-	return out, nil
+	return dst, nil
 }
 
 // head is what fencing checks an Append against: the state of one

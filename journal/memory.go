@@ -13,9 +13,10 @@ type Memory struct {
 	cfg    *config
 	ins    *instruments
 	mu     sync.Mutex
-	idx    *index
-	closed bool
-	swept  time.Time // when expired tombstones were last dropped
+	idx     *index
+	closed  bool
+	swept   time.Time // when expired tombstones were last dropped
+	scratch []Record  // the records of the Append in progress, before the index copies them
 }
 
 var _ Log = (*Memory)(nil)
@@ -44,20 +45,22 @@ func (m *Memory) Append(ctx context.Context, txID string, expectSeq uint64, reco
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	recs, err := validate(txID, expectSeq, records, m.cfg.maxPayload)
-	if err != nil {
-		return err
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return ErrClosed
+	}
+	recs, err := validate(m.scratch[:0], txID, expectSeq, records, m.cfg.maxPayload)
+	m.scratch = recs[:0]
+	if err != nil {
+		return err
 	}
 	h, err := m.idx.head(txID).check(txID, expectSeq, recs)
 	if err != nil {
 		return err
 	}
 	m.idx.apply(txID, h, recs, 0)
+	clear(recs) // the index has its own copies now
 	return nil
 }
 

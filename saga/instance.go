@@ -32,6 +32,7 @@ type instance[S any] struct {
 	// gives up (Close). stepsCtx, under it, is cancelled by an abort, to
 	// call back the actions in flight.
 	ctx         context.Context
+	journalCtx  context.Context // ctx, never canceled: what appends carry
 	stop        context.CancelCauseFunc
 	stepsCtx    context.Context
 	cancelSteps context.CancelFunc
@@ -52,6 +53,7 @@ type instance[S any] struct {
 	dead      error // the journal refused a record: stop, no further effect
 	ended     bool  // the End record is durable
 	final     S
+	records   [2]journal.Record // what appendLocked hands the journal, reused
 }
 
 func newInstance[S any](s *Saga[S], id string, h *history) *instance[S] {
@@ -67,6 +69,7 @@ func newInstance[S any](s *Saga[S], id string, h *history) *instance[S] {
 func (in *instance[S]) open(ctx context.Context, resumed bool, begun trace.SpanContext) context.Context {
 	ctx, in.tel = in.s.r.ins.start(ctx, in.def.name, in.id, resumed, begun)
 	in.ctx, in.stop = context.WithCancelCause(context.WithoutCancel(ctx))
+	in.journalCtx = context.WithoutCancel(in.ctx)
 	in.stepsCtx, in.cancelSteps = context.WithCancel(in.ctx)
 	return ctx
 }
@@ -135,10 +138,15 @@ func (in *instance[S]) appendLocked(recs ...journal.Record) error {
 	if in.dead != nil {
 		return in.dead
 	}
-	for i := range recs {
-		recs[i].Epoch = in.epoch
+	// The journal copies what it keeps, so the records go through a buffer
+	// of the instance's instead of a slice allocated for every call.
+	buf := append(in.records[:0], recs...)
+	for i := range buf {
+		buf[i].Epoch = in.epoch
 	}
-	if err := in.s.r.log.Append(context.WithoutCancel(in.ctx), in.id, in.seq, recs...); err != nil {
+	err := in.s.r.log.Append(in.journalCtx, in.id, in.seq, buf...)
+	clear(buf)
+	if err != nil {
 		in.dead = fmt.Errorf("saga %q: journal: %w", in.id, err)
 		in.cancelSteps()
 		return in.dead
@@ -219,8 +227,9 @@ func (in *instance[S]) forward() {
 	in.mu.Unlock()
 	results := make(chan stepResult, len(steps))
 	running := 0
+	ready := make([]int, 0, len(steps))
 	for {
-		var ready []int
+		ready = ready[:0]
 		in.mu.Lock()
 		if !in.aborting && in.dead == nil {
 			for i := range steps {
@@ -393,8 +402,9 @@ func (in *instance[S]) compensate() {
 	launched := make([]bool, len(steps))
 	results := make(chan stepResult, len(steps))
 	running := 0
+	ready := make([]int, 0, len(steps))
 	for {
-		var ready []int
+		ready = ready[:0]
 		in.mu.Lock()
 		if in.stuck == nil && in.dead == nil {
 			for i := range steps {
