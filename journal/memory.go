@@ -10,9 +10,9 @@ import (
 // when the process ends. Use it in tests, and where a process accepts that
 // a crash loses its transactions.
 type Memory struct {
-	cfg    *config
-	ins    *instruments
-	mu     sync.Mutex
+	cfg     *config
+	ins     *instruments
+	mu      sync.Mutex
 	idx     *index
 	closed  bool
 	swept   time.Time // when expired tombstones were last dropped
