@@ -69,10 +69,15 @@ func newInstruments(cfg telemetry.Config) *instruments {
 	return in
 }
 
-// startPhase starts a phase's span and stopwatch.
+// startPhase starts a phase's span and stopwatch. A phase and a call are
+// fine-grained: they get spans only under a recording transaction span.
 func (in *instruments) startPhase(ctx context.Context, name string) (context.Context, trace.Span, telemetry.Stopwatch) {
+	sw := telemetry.StartStopwatch(in.phase.Enabled(ctx))
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return ctx, telemetry.NoSpan, sw
+	}
 	ctx, span := in.tel.Tracer.Start(ctx, name)
-	return ctx, span, telemetry.StartStopwatch(in.phase.Enabled(ctx))
+	return ctx, span, sw
 }
 
 // endPhase ends a phase's span and measures it.
@@ -84,8 +89,12 @@ func (in *instruments) endPhase(ctx context.Context, phase string, span trace.Sp
 	}
 }
 
-// startCall starts the span of one call to a participant.
+// startCall starts the span of one call to a participant, under a
+// recording phase span.
 func (in *instruments) startCall(ctx context.Context, op, participant string, attempt int) (context.Context, trace.Span) {
+	if !trace.SpanFromContext(ctx).IsRecording() {
+		return ctx, telemetry.NoSpan
+	}
 	return in.tel.Tracer.Start(ctx, spanCall+op,
 		trace.WithAttributes(keyParticipant.String(participant), keyAttempt.Int(attempt)))
 }

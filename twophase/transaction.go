@@ -105,23 +105,21 @@ func (t *tx) prepare(ctx context.Context) {
 	pctx, span, sw := in.startPhase(ctx, spanPrepare)
 	pctx, cancel := context.WithTimeout(pctx, t.c.cfg.prepareTimeout)
 	votes := make([]error, len(t.parts))
-	var wg sync.WaitGroup
-	for i, p := range t.parts {
-		wg.Go(func() {
-			cctx, cspan := in.startCall(pctx, "prepare", p.Name(), 1)
-			err := errs.Try(func() error { return p.Prepare(cctx, t.id) })
-			if err != nil && pctx.Err() != nil && !errors.Is(err, ErrVoteNo) {
-				err = fmt.Errorf("%w: no vote within the prepare timeout: %w", ErrUnreachable, err)
-			}
-			cspan.SetAttributes(keyVote.String(vote(err)))
-			if err != nil {
-				errs.Record(cspan, voteError{err})
-			}
-			cspan.End()
-			votes[i] = err
-		})
+	ask := func(i int) {
+		p := t.parts[i]
+		cctx, cspan := in.startCall(pctx, "prepare", p.Name(), 1)
+		err := errs.Try(func() error { return p.Prepare(cctx, t.id) })
+		if err != nil && pctx.Err() != nil && !errors.Is(err, ErrVoteNo) {
+			err = fmt.Errorf("%w: no vote within the prepare timeout: %w", ErrUnreachable, err)
+		}
+		cspan.SetAttributes(keyVote.String(vote(err)))
+		if err != nil {
+			errs.Record(cspan, voteError{err})
+		}
+		cspan.End()
+		votes[i] = err
 	}
-	wg.Wait()
+	parallel(len(t.parts), ask)
 	cancel()
 	var cause error
 	for i, err := range votes {
@@ -184,11 +182,7 @@ func (t *tx) phase2() {
 		go func() { logged <- t.append(journal.Record{Kind: kindAbort}) }()
 	}
 	acks := make([]error, len(t.parts))
-	var wg sync.WaitGroup
-	for i, p := range t.parts {
-		wg.Go(func() { acks[i] = t.send(ctx, op, p) })
-	}
-	wg.Wait()
+	parallel(len(t.parts), func(i int) { acks[i] = t.send(ctx, op, t.parts[i]) })
 	err := errors.Join(acks...)
 	if logged != nil {
 		if lerr := <-logged; err == nil {
@@ -317,4 +311,17 @@ func (t *tx) finish() {
 func encode(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// parallel calls fn(0) ... fn(n-1) at once, the last on the calling
+// goroutine, and returns when all have.
+func parallel(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	for i := range n - 1 {
+		wg.Go(func() { fn(i) })
+	}
+	if n > 0 {
+		fn(n - 1)
+	}
+	wg.Wait()
 }
