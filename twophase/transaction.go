@@ -34,7 +34,6 @@ type tx struct {
 	abortLogged bool
 	cause       error // why it aborted
 	dead        error // the journal refused a record: no further call
-	inDoubt     bool  // counted in the in-doubt gauge
 	ackErr      error // why phase 2 did not finish, if it did not
 	acked       chan struct{}
 	done        chan struct{}
@@ -150,9 +149,6 @@ func (t *tx) prepare(ctx context.Context) {
 
 // decided counts a transaction with a decision as in doubt, until End.
 func (t *tx) decided() {
-	t.mu.Lock()
-	t.inDoubt = true
-	t.mu.Unlock()
 	t.c.ins.inDoubt.Add(t.ctx, 1)
 }
 
@@ -199,9 +195,6 @@ func (t *tx) phase2() {
 	// the decision again, which participants take idempotently.
 	if t.append(journal.Record{Kind: kindEnd, End: true, Payload: []byte(d.String())}) == nil {
 		in.transactions.Add(t.ctx, 1, in.byDecision[d])
-		t.mu.Lock()
-		t.inDoubt = false
-		t.mu.Unlock()
 		in.inDoubt.Add(t.ctx, -1)
 	}
 }
