@@ -6,9 +6,15 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/otelpatterns/otelpatterns/twophase"
 )
+
+// fastPrepare is the prepare timeout of the atomicity tests, whose slow
+// participants wait it out. Under load a vote may miss it too: that only
+// aborts, which the assertions allow.
+const fastPrepare = 5 * time.Millisecond
 
 // scenario is one transaction's faults.
 type scenario struct {
@@ -68,6 +74,7 @@ func play(t testing.TB, s scenario, first, second crash) (appends, calls int) {
 }
 
 func playIn(w *world, s scenario, first, second crash) (appends, calls int) {
+	w.prepareTimeout = fastPrepare
 	const tx = "tx-1"
 	ps := s.setUp(w, tx)
 	w.crashAt(first.atAppend, first.atCall, first.keep, first.made)
@@ -126,6 +133,7 @@ func TestAtomicityAtEveryCrashPoint(t *testing.T) {
 			for _, first := range crashes(appends, calls) {
 				// Count the recovery's own points with a clean recovery.
 				w := newWorld(t)
+				w.prepareTimeout = fastPrepare
 				tx := "tx-1"
 				ps := s.setUp(w, tx)
 				w.crashAt(first.atAppend, first.atCall, first.keep, first.made)

@@ -54,6 +54,7 @@ func TestCommitAndAbort(t *testing.T) {
 
 func TestSlowVoteAborts(t *testing.T) {
 	w := newWorld(t)
+	w.prepareTimeout = 20 * time.Millisecond
 	c := w.coordinator()
 	defer c.Close(context.Background())
 	a, b := w.participant("a"), w.participant("b")
@@ -134,15 +135,7 @@ func TestCancelAfterDecisionIsInDoubtAndPhase2GoesOn(t *testing.T) {
 	w := newWorld(t)
 	c := w.coordinator()
 	slowB := &blocking{Participant: w.participant("b"), release: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { // the caller gives up as soon as the commit is durable
-		defer cancel()
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			if d, _ := c.Status(context.Background(), "t1"); d == twophase.Committed {
-				return
-			}
-		}
-	}()
+	ctx := cancelOnceCommitted(c, w.mem, "t1")
 	d, err := c.Execute(ctx, "t1", w.participant("a"), slowB)
 	if d != twophase.Committed || !errors.Is(err, twophase.ErrInDoubt) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Execute = %v, %v; want Committed, in doubt", d, err)
@@ -159,12 +152,31 @@ func TestCancelAfterDecisionIsInDoubtAndPhase2GoesOn(t *testing.T) {
 	}
 }
 
+// cancelOnceCommitted returns a context that ends as soon as c's commit
+// decision on tx is durable: a caller who gives up after the decision. It
+// asks Status only once Begin is in the journal, for Status presumes an
+// unknown ID aborted, for good.
+func cancelOnceCommitted(c *twophase.Coordinator, log journal.Log, tx string) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		defer cancel()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if recs, _ := log.Load(context.Background(), tx); len(recs) == 0 {
+				continue
+			}
+			if d, _ := c.Status(context.Background(), tx); d == twophase.Committed {
+				return
+			}
+		}
+	}()
+	return ctx
+}
+
 func TestCloseLeavesPhase2ToRecover(t *testing.T) {
 	w := newWorld(t)
 	never := &blocking{Participant: w.participant("b"), release: make(chan struct{})}
 	c := w.coordinator()
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
+	ctx := cancelOnceCommitted(c, w.mem, "t1")
 	if d, err := c.Execute(ctx, "t1", w.participant("a"), never); d != twophase.Committed || !errors.Is(err, twophase.ErrInDoubt) {
 		t.Fatalf("Execute = %v, %v", d, err)
 	}

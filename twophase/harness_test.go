@@ -37,6 +37,7 @@ type world struct {
 	resources        map[string]*ledger
 	parts            map[string]*faulty
 	other            *twophase.Coordinator // another process's coordinator, for Status
+	prepareTimeout   time.Duration         // of the world's coordinators
 	// remote puts every participant behind the HTTP transport, on
 	// loopback: the coordinator then calls them through clients.
 	remote  bool
@@ -88,7 +89,7 @@ func newWorld(t testing.TB) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &world{t: t, mem: mem, resources: map[string]*ledger{}, parts: map[string]*faulty{}}
+	return &world{t: t, mem: mem, resources: map[string]*ledger{}, parts: map[string]*faulty{}, prepareTimeout: 2 * time.Second}
 }
 
 // crashAt arms the crash switch for the next coordinator.
@@ -267,7 +268,7 @@ func (w *world) coordinator(opts ...twophase.Option) *twophase.Coordinator {
 		ps = append(ps, w.endpoint(name))
 	}
 	c, err := twophase.NewCoordinator(crashJournal{Log: w.mem, w: w}, append([]twophase.Option{
-		twophase.WithPhase2Retry(fast), twophase.WithPrepareTimeout(5 * time.Millisecond), twophase.WithParticipants(ps...),
+		twophase.WithPhase2Retry(fast), twophase.WithPrepareTimeout(w.prepareTimeout), twophase.WithParticipants(ps...),
 	}, opts...)...)
 	if err != nil {
 		w.t.Fatal(err)
