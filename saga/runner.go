@@ -445,9 +445,9 @@ func (r *Runner) uncountStuck(ctx context.Context, id, name string) {
 
 // Close stops new sagas and waits for the ones running, compensations
 // included, until ctx ends. Then it stops them where they are, with no
-// further effect, leaves them to Recover, and returns ctx's error once
-// their goroutines have returned (actions and compensations must heed
-// their ctx). Close does not close the journal.
+// further effect, leaves them to Recover, and returns ctx's error at once;
+// each goroutine returns as soon as the action, compensation or journal
+// call it is in does. Close does not close the journal.
 func (r *Runner) Close(ctx context.Context) error {
 	already, err := r.live.Close(ctx, func(h *handle) { h.kill(ErrClosed) })
 	if already {

@@ -84,8 +84,10 @@ func playIn(w *world, s scenario, first, second crash) (appends, calls int) {
 	wg.Go(func() { w.askStatus(c, tx) }) // races the decision
 	_, _ = c.Execute(context.Background(), tx, ps...)
 	wg.Wait()
-	if s.latePrepare {
-		_ = w.parts[names(1)[0]].Local.Prepare(context.Background(), tx) // a Prepare delivered late
+	if recs, _ := w.mem.Load(context.Background(), tx); s.latePrepare && len(recs) > 0 {
+		// A Prepare delivered late; one can only have been sent once
+		// Begin was durable.
+		_ = w.parts[names(1)[0]].Local.Prepare(context.Background(), tx)
 	}
 	w.askStatus(c, tx)
 	_ = c.Close(context.Background())

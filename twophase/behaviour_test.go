@@ -3,6 +3,7 @@ package twophase_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -41,14 +42,37 @@ func TestCommitAndAbort(t *testing.T) {
 	if w.resources["a"].committed["t1"] != 1 {
 		t.Fatal("a committed t1 twice")
 	}
-	for id, want := range map[string]twophase.Decision{"t1": twophase.Committed, "t2": twophase.Aborted, "never": twophase.Aborted} {
+	for id, want := range map[string]twophase.Decision{"t1": twophase.Committed, "t2": twophase.Aborted} {
 		if d, err := c.Status(ctx, id); d != want || err != nil {
 			t.Fatalf("Status(%s) = %v, %v; want %v", id, d, err, want)
 		}
 	}
-	// Status presumed "never" aborted: it can no longer commit.
-	if d, err := c.Execute(ctx, "never", a, b); d != twophase.Aborted || !errors.Is(err, twophase.ErrAborted) {
-		t.Fatalf("Execute after Status presumed the ID aborted = %v, %v", d, err)
+}
+
+// Status of an ID that no coordinator began writes nothing, however many
+// are asked, and leaves the ID free for the caller that will use it.
+func TestStatusOfAnUnknownIDCostsNothing(t *testing.T) {
+	w := newWorld(t)
+	c := w.coordinator()
+	defer c.Close(context.Background())
+	ctx := context.Background()
+	for i := range 1000 {
+		id := fmt.Sprintf("random-%d", i)
+		if d, err := c.Status(ctx, id); d != twophase.Pending || !errors.Is(err, twophase.ErrUnknown) {
+			t.Fatalf("Status(%s) = %v, %v; want Pending, ErrUnknown", id, d, err)
+		}
+		if recs, err := w.mem.Load(ctx, id); len(recs) != 0 || err != nil {
+			t.Fatalf("Status(%s) wrote %d records (%v)", id, len(recs), err)
+		}
+	}
+	if p, _ := w.mem.Pending(ctx); len(p) != 0 {
+		t.Fatalf("Status left transactions in the journal: %q", p)
+	}
+	if d, err := c.Execute(ctx, "random-7", w.participant("a"), w.participant("b")); d != twophase.Committed || err != nil {
+		t.Fatalf("Execute of an ID that Status was asked about = %v, %v", d, err)
+	}
+	if _, err := c.Status(ctx, ""); err == nil {
+		t.Fatal("Status of an empty ID answered")
 	}
 }
 
@@ -75,7 +99,7 @@ func TestSlowVoteAborts(t *testing.T) {
 
 func TestCommitRetriedUntilAcknowledged(t *testing.T) {
 	w := newWorld(t)
-	c := w.coordinator() // 4 attempts
+	c := w.coordinator(twophase.WithResolver(0, 0)) // 4 attempts, then Recover's
 	defer c.Close(context.Background())
 	a, b := w.participant("a"), w.participant("b")
 	b.commitFails["t1"] = 3
@@ -153,17 +177,12 @@ func TestCancelAfterDecisionIsInDoubtAndPhase2GoesOn(t *testing.T) {
 }
 
 // cancelOnceCommitted returns a context that ends as soon as c's commit
-// decision on tx is durable: a caller who gives up after the decision. It
-// asks Status only once Begin is in the journal, for Status presumes an
-// unknown ID aborted, for good.
+// decision on tx is durable: a caller who gives up after the decision.
 func cancelOnceCommitted(c *twophase.Coordinator, log journal.Log, tx string) context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		defer cancel()
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			if recs, _ := log.Load(context.Background(), tx); len(recs) == 0 {
-				continue
-			}
 			if d, _ := c.Status(context.Background(), tx); d == twophase.Committed {
 				return
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -64,7 +65,7 @@ func (c *Coordinator) Execute(ctx context.Context, txID string, participants ...
 		return Pending, err
 	}
 	if t := c.liveTx(txID); t != nil {
-		return t.wait(ctx)
+		return t.wait(ctx, false)
 	}
 	c.learn(participants)
 	recs, err := c.log.Load(ctx, txID)
@@ -81,29 +82,26 @@ func (c *Coordinator) Execute(ctx context.Context, txID string, participants ...
 		if err != nil {
 			return Pending, err
 		}
-		return live.wait(ctx)
+		return live.wait(ctx, false)
 	}
-	ctx = t.open(ctx, false, trace.SpanContext{})
+	ctx = t.open(ctx, trace.SpanContext{})
 	names := make([]string, len(participants))
 	for i, p := range participants {
 		names[i] = p.Name()
 	}
 	carrier := propagation.MapCarrier{}
 	c.cfg.tel.Propagators().Inject(ctx, carrier)
-	if err := t.append(journal.Record{Kind: kindBegin, Payload: encode(beginPayload{Participants: names}), Carrier: carrier}); err != nil {
-		t.finish()
-		c.live.Done()
-		if errors.Is(err, journal.ErrConflict) { // Status presumed it aborted first
-			if recs, lerr := c.log.Load(ctx, txID); lerr == nil && len(recs) > 0 {
-				return c.executeLogged(ctx, txID, recs)
-			}
+	t.start(func() {
+		t.execute(journal.Record{Kind: kindBegin, Payload: encode(beginPayload{Participants: names}), Carrier: carrier})
+	})
+	d, err := t.wait(ctx, true)
+	if d == Pending && !t.hasBegun() && errors.Is(err, journal.ErrConflict) {
+		// Another coordinator began the same ID first: answer as for it.
+		if recs, lerr := c.log.Load(ctx, txID); lerr == nil && len(recs) > 0 {
+			return c.executeLogged(ctx, txID, recs)
 		}
-		return Pending, fmt.Errorf("twophase: Execute %q: %w", txID, err)
 	}
-	t.prepare(ctx)
-	c.live.Go(t.phase2)
-	c.live.Done() // claim's count: phase2 holds its own
-	return t.wait(ctx)
+	return d, err
 }
 
 // executeLogged answers Execute for an ID the journal has.
@@ -124,7 +122,7 @@ func (c *Coordinator) executeLogged(ctx context.Context, txID string, recs []jou
 	if err != nil {
 		return Pending, err
 	}
-	return t.wait(ctx)
+	return t.wait(ctx, false)
 }
 
 func checkTx(txID string, participants []Participant) error {
@@ -181,8 +179,9 @@ func (c *Coordinator) liveTx(id string) *tx {
 }
 
 // takeOver resumes a logged, unfinished transaction under a higher epoch,
-// with an abort decision if it has none, and drives its phase 2 on a
-// goroutine of the coordinator's.
+// with an abort decision if it has none, and drives its phase 2, all on a
+// goroutine of the coordinator's. Its decision is known once that
+// goroutine's first record is durable (tx.status waits for it).
 func (c *Coordinator) takeOver(ctx context.Context, id string, h *history) (*tx, error) {
 	var parts []Participant
 	var missing []string
@@ -196,43 +195,35 @@ func (c *Coordinator) takeOver(ctx context.Context, id string, h *history) (*tx,
 	}
 	c.mu.Unlock()
 	t := newTx(c, id, parts, h.epoch+1)
-	t.seq, t.decision = h.seq, h.decision
+	t.recovered, t.missing, t.begun = true, missing, true
+	t.seq, t.durable = h.seq, h.decision
 	if live, err := c.claim(t); live != nil || err != nil {
 		if err != nil {
 			return nil, err
 		}
 		return live, nil
 	}
-	begun := trace.SpanContextFromContext(c.cfg.tel.Propagators().Extract(context.Background(), propagation.MapCarrier(h.carrier)))
-	t.open(ctx, true, begun)
-	recs := []journal.Record{{Kind: kindOwner}}
-	if t.decision == Pending {
-		t.decision = Aborted // presumed abort: no decision was made durable
-		recs = append(recs, journal.Record{Kind: kindAbort})
+	// The recovered transaction goes on in the caller's name: with its
+	// trace linked, and its baggage, as Begin recorded them.
+	begun := c.cfg.tel.Propagators().Extract(context.Background(), propagation.MapCarrier(h.carrier))
+	if bag := baggage.FromContext(begun); bag.Len() > 0 {
+		ctx = baggage.ContextWithBaggage(ctx, bag)
 	}
-	err := t.append(recs...)
-	if err == nil && len(missing) > 0 {
-		err = fmt.Errorf("%w: %q (give the coordinator WithParticipants)", ErrUnknownParticipant, missing)
-	}
-	if err != nil {
-		t.fail(err)
-		t.finish()
-		c.live.Done()
-		return nil, fmt.Errorf("twophase: take over %q: %w", id, err)
-	}
-	t.decided()
-	c.live.Go(t.phase2)
-	c.live.Done()
+	t.open(ctx, trace.SpanContextFromContext(begun))
+	t.start(t.takeOver)
 	return t, nil
 }
 
-// Status answers a participant in doubt: the decision on txID. A
-// transaction this coordinator is still deciding is Pending. One that
-// began without a decision and is not live here is aborted, durably,
-// before the answer, so that no later commit can contradict it. An ID
-// with no record is Aborted, the presumption of presumed abort; and so
-// that the answer stays true, the ID is recorded as ended and aborted
-// first, after which Execute of that ID returns Aborted.
+// Status answers a participant in doubt with txID's durable decision, and
+// never with one that is not durable yet: Pending while this coordinator
+// is deciding. A transaction that began without a decision and is not live
+// here is aborted, durably, before the answer, so that no later commit can
+// contradict it.
+//
+// An ID with no record at all is ErrUnknown, and costs nothing durable: no
+// coordinator on this journal began it, and Begin is durable before any
+// participant is asked to prepare, so no participant holds it prepared and
+// none needs an answer (doc.go has the argument).
 func (c *Coordinator) Status(ctx context.Context, txID string) (d Decision, err error) {
 	ctx, span := c.ins.tel.Tracer.Start(ctx, spanStatus, trace.WithAttributes(keyTx.String(txID)))
 	defer func() {
@@ -240,44 +231,46 @@ func (c *Coordinator) Status(ctx context.Context, txID string) (d Decision, err 
 		errs.Record(span, err)
 		span.End()
 	}()
+	if txID == "" || len(txID) > journal.MaxIDLen {
+		return Pending, fmt.Errorf("twophase: Status: the transaction ID must be 1 to %d bytes", journal.MaxIDLen)
+	}
 	for range 3 { // a takeover may race another coordinator's append
-		if t := c.liveTx(txID); t != nil {
-			return t.current(), nil
-		}
-		recs, err := c.log.Load(ctx, txID)
-		switch {
-		case errors.Is(err, journal.ErrForgotten):
-			return Pending, fmt.Errorf("%w: %q", ErrForgotten, txID)
-		case err != nil:
-			return Pending, fmt.Errorf("twophase: Status %q: %w", txID, err)
-		case len(recs) == 0:
-			err := c.log.Append(ctx, txID, 0,
-				journal.Record{Epoch: 1, Kind: kindBegin, Payload: encode(beginPayload{})},
-				journal.Record{Epoch: 1, Kind: kindAbort},
-				journal.Record{Epoch: 1, Kind: kindEnd, End: true, Payload: []byte(Aborted.String())})
-			if err == nil {
-				return Aborted, nil
-			}
-			if !errors.Is(err, journal.ErrConflict) {
+		t := c.liveTx(txID)
+		if t == nil {
+			recs, err := c.log.Load(ctx, txID)
+			switch {
+			case errors.Is(err, journal.ErrForgotten):
+				return Pending, fmt.Errorf("%w: %q", ErrForgotten, txID)
+			case err != nil:
 				return Pending, fmt.Errorf("twophase: Status %q: %w", txID, err)
+			case len(recs) == 0:
+				return Pending, fmt.Errorf("%w: %q", ErrUnknown, txID)
 			}
-			continue // the transaction began meanwhile
+			h, ok, err := readHistory(recs)
+			switch {
+			case err != nil:
+				return Pending, err
+			case !ok:
+				return Pending, fmt.Errorf("twophase: Status %q: not a two-phase commit", txID)
+			case h.decision != Pending:
+				return h.decision, nil
+			}
+			if t, err = c.takeOver(ctx, txID, h); err != nil {
+				return Pending, err
+			}
 		}
-		h, ok, err := readHistory(recs)
-		switch {
-		case err != nil:
-			return Pending, err
-		case !ok:
-			return Pending, fmt.Errorf("twophase: Status %q: not a two-phase commit", txID)
-		case h.decision != Pending:
-			return h.decision, nil
-		}
-		t, err := c.takeOver(ctx, txID, h)
+		d, err := t.status(ctx)
 		if err == nil {
-			return t.current(), nil
+			return d, nil
 		}
-		if !errors.Is(err, journal.ErrConflict) && !errors.Is(err, journal.ErrFenced) {
-			return Pending, err
+		if !errors.Is(err, journal.ErrConflict) && !errors.Is(err, journal.ErrFenced) && !errors.Is(err, journal.ErrEnded) {
+			return Pending, fmt.Errorf("twophase: Status %q: %w", txID, err)
+		}
+		// Another coordinator wrote first: read again what it wrote.
+		select {
+		case <-t.ctx.Done(): // t has left, so liveTx will not return it again
+		case <-ctx.Done():
+			return Pending, ctx.Err()
 		}
 	}
 	return Pending, fmt.Errorf("twophase: Status %q: the transaction keeps changing; ask again", txID)
@@ -321,7 +314,7 @@ func (c *Coordinator) Recover(ctx context.Context) (reports []Report, err error)
 		reports = append(reports, Report{TxID: id, Decision: Pending, Err: err})
 	}
 	for _, t := range running {
-		d, err := t.wait(ctx)
+		d, err := t.wait(ctx, false)
 		if errors.Is(err, ctx.Err()) && ctx.Err() != nil {
 			return reports, ctx.Err()
 		}
@@ -337,10 +330,12 @@ type Report struct {
 	Err      error
 }
 
-// Close stops new transactions and waits for phase 2 of the ones running
-// until ctx ends; then it stops them, with no further call, leaves them to
-// Recover, and returns ctx's error once their goroutines have returned
-// (participants' calls must heed their ctx). It does not close the journal.
+// Close stops new transactions and the resolver, and waits for the ones
+// running to finish their first round of phase 2, until ctx ends; then it
+// stops them, with no further call or record, leaves them to Recover, and
+// returns ctx's error at once. Their goroutines return as soon as the
+// participant or journal call each is in returns. It does not close the
+// journal.
 func (c *Coordinator) Close(ctx context.Context) error {
 	already, err := c.live.Close(ctx, func(t *tx) { t.kill(ErrClosed) })
 	if already {

@@ -194,6 +194,7 @@ type faulty struct {
 	duplicate   map[string]bool // Prepare is delivered twice
 	askOther    map[string]bool // before voting, asks another coordinator's Status
 	yes         map[string]bool // voted yes at least once
+	onAbort     func(ctx context.Context)
 }
 
 func (w *world) participant(name string) *faulty {
@@ -253,7 +254,12 @@ func (p *faulty) Commit(ctx context.Context, tx string) error {
 }
 
 func (p *faulty) Abort(ctx context.Context, tx string) error {
-	return p.w.call(func() error { return p.Local.Abort(ctx, tx) })
+	return p.w.call(func() error {
+		if p.onAbort != nil {
+			p.onAbort(ctx)
+		}
+		return p.Local.Abort(ctx, tx)
+	})
 }
 
 // coordinator returns a coordinator on the world's journal that knows its

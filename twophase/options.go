@@ -23,15 +23,24 @@ func (f optionFunc) apply(c *config) { f(c) }
 // says otherwise.
 const DefaultPrepareTimeout = 5 * time.Second
 
+// The resolver's backoff unless WithResolver says otherwise.
+const (
+	DefaultResolverFirst = time.Second
+	DefaultResolverMax   = time.Minute
+)
+
 type config struct {
 	prepareTimeout time.Duration
+	resolverFirst  time.Duration
+	resolverMax    time.Duration
+	resolver       retry.Backoff // nil: off
 	phase2         *retry.Policy
 	participants   map[string]Participant
 	tel            telemetry.Config
 }
 
 func newConfig(opts []Option) (*config, error) {
-	c := &config{prepareTimeout: DefaultPrepareTimeout, participants: map[string]Participant{}}
+	c := &config{prepareTimeout: DefaultPrepareTimeout, resolverFirst: DefaultResolverFirst, resolverMax: DefaultResolverMax, participants: map[string]Participant{}}
 	var dup []string
 	for _, o := range opts {
 		if o == nil {
@@ -56,6 +65,12 @@ func newConfig(opts []Option) (*config, error) {
 		return nil, fmt.Errorf("twophase: WithParticipants: two participants are named %q", dup[0])
 	case c.prepareTimeout <= 0:
 		return nil, fmt.Errorf("twophase: WithPrepareTimeout(%v): the timeout must be positive", c.prepareTimeout)
+	case c.resolverFirst > 0:
+		b, err := retry.Exponential(c.resolverFirst, c.resolverMax, retry.FullJitter)
+		if err != nil {
+			return nil, fmt.Errorf("twophase: WithResolver(%v, %v): the longest wait must be at least the first (0, 0 turns the resolver off)", c.resolverFirst, c.resolverMax)
+		}
+		c.resolver = b
 	}
 	if c.phase2 == nil {
 		p, err := retry.New(
@@ -79,8 +94,8 @@ func WithPrepareTimeout(d time.Duration) Option {
 }
 
 // WithPhase2Retry sets how Commit and Abort calls are retried until the
-// participant acknowledges; nil is ignored. When it gives up, the
-// transaction stays in doubt and Recover drives it again. The default makes
+// participant acknowledges; nil is ignored. When it gives up, Execute
+// returns ErrInDoubt, and the resolver (WithResolver) goes on. The default makes
 // 10 attempts with full-jitter exponential backoff from 50ms to 5s.
 func WithPhase2Retry(p *retry.Policy) Option {
 	return optionFunc(func(c *config) {
@@ -88,6 +103,18 @@ func WithPhase2Retry(p *retry.Policy) Option {
 			c.phase2 = p
 		}
 	})
+}
+
+// WithResolver sets the backoff of the resolver: the coordinator's own
+// goroutine that re-drives a transaction whose phase 2 the retry policy
+// gave up on. It waits first, then twice as long each round up to max,
+// with full jitter, and in each round calls every participant that has not
+// acknowledged once, until all have; then it writes End. Close stops it,
+// leaving the transaction to Recover. first ≤ 0 turns it off: such a
+// transaction then waits for Recover. The default is
+// DefaultResolverFirst to DefaultResolverMax.
+func WithResolver(first, max time.Duration) Option {
+	return optionFunc(func(c *config) { c.resolverFirst, c.resolverMax = first, max })
 }
 
 type participantsOption []Participant

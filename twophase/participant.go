@@ -42,8 +42,8 @@ const (
 	// durable. It never changes.
 	Committed
 	// Aborted: a participant voted no, did not answer in time, or the
-	// caller gave up before the decision; or the transaction is unknown,
-	// which presumed abort reads as aborted.
+	// caller gave up before the decision; or a coordinator found it begun
+	// and undecided, and aborted it, as presumed abort does.
 	Aborted
 )
 
@@ -77,8 +77,10 @@ var (
 	ErrUnreachable = errors.New("twophase: participant unreachable")
 	// ErrAborted matches the error of a transaction that aborted.
 	ErrAborted = errors.New("twophase: transaction aborted")
-	// ErrInDoubt is a decided transaction that not every participant has
-	// acknowledged yet; the coordinator goes on driving it.
+	// ErrInDoubt is a transaction whose outcome not every participant (or
+	// not the caller) knows yet: decided and not acknowledged by every
+	// participant, or its commit decision still being written when the
+	// caller left. The coordinator goes on driving it; Status tells.
 	ErrInDoubt = errors.New("twophase: decided, not yet acknowledged by every participant")
 	// ErrClosed is a call after Close.
 	ErrClosed = errors.New("twophase: coordinator closed")
@@ -87,6 +89,11 @@ var (
 	ErrUnknownParticipant = errors.New("twophase: unknown participant")
 	// ErrForgotten is a transaction that ended and was forgotten.
 	ErrForgotten = errors.New("twophase: transaction ended and was forgotten")
+	// ErrUnknown is Status of an ID that the coordinator's journal has no
+	// record of: no coordinator on it began that transaction, so no
+	// participant can have prepared it there. Ask the coordinator (or
+	// journal) that began it.
+	ErrUnknown = errors.New("twophase: no coordinator on this journal began the transaction")
 )
 
 // VoteError is the failure of a transaction's prepare phase: who voted no,

@@ -20,6 +20,7 @@ const (
 	spanCall        = "2pc.call " // + prepare, commit or abort
 	spanRecover     = "2pc.recover"
 	spanStatus      = "2pc.status"
+	spanResolve     = "2pc.resolve"
 
 	keyTx           = attribute.Key(telemetry.Prefix + "twophase.transaction")
 	keyParticipant  = attribute.Key(telemetry.Prefix + "twophase.participant")

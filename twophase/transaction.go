@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -15,39 +17,58 @@ import (
 	"github.com/otelpatterns/otelpatterns/retry"
 )
 
-// tx is one transaction that this coordinator drives.
+// tx is one transaction that this coordinator drives. All of its work, from
+// Begin (or the takeover record) to End, runs on one goroutine that the
+// coordinator owns (run); callers only wait for it. That goroutine alone
+// appends, so epoch and seq need no lock, and no lock is ever held across
+// a journal or participant call.
+//
+// Two decisions are kept apart: outcome is what this coordinator drives,
+// durable is what the journal holds. They differ while a decision is being
+// written (an abort is not forced); Status answers durable only, so that no
+// participant acts on a decision that a crash, or another coordinator's
+// record, could still undo.
 type tx struct {
-	c     *Coordinator
-	id    string
-	parts []Participant
+	c         *Coordinator
+	id        string
+	parts     []Participant
+	recovered bool     // taken over from the journal
+	missing   []string // logged participants this coordinator cannot find
 
-	// ctx carries the transaction's span and outlives the caller; stop
-	// cancels it when the coordinator gives up (Close).
-	ctx  context.Context
-	stop context.CancelCauseFunc
-	span trace.Span
+	// ctx carries the transaction's span and the caller's values, and
+	// outlives the caller; stop cancels it when the coordinator gives up
+	// (Close). A recovered transaction's resolver spans link to span.
+	ctx   context.Context
+	stop  context.CancelCauseFunc
+	span  trace.Span
+	ended bool // span ended; touched by run's goroutine only
 
-	mu          sync.Mutex
-	epoch       uint64
-	seq         uint64
-	decision    Decision
-	abortLogged bool
-	cause       error // why it aborted
-	dead        error // the journal refused a record: no further call
-	ackErr      error // why phase 2 did not finish, if it did not
-	acked       chan struct{}
-	done        chan struct{}
+	epoch, seq uint64 // of the journal; run's goroutine alone appends
+
+	mu         sync.Mutex
+	outcome    Decision
+	durable    Decision
+	committing bool               // the commit decision is being written
+	begun      bool               // Begin is durable
+	unprepare  context.CancelFunc // ends the prepare phase early, while it runs
+	cause      error              // why it aborted
+	dead       error              // no further call or record: a refusal, or Close
+	ackErr     error              // why phase 2 did not finish, if it did not
+	known      chan struct{}      // closed once durable is decided, or the transaction is dead
+	isKnown    bool
+	acked      chan struct{} // closed when phase 2 is done or given up
 }
 
 func newTx(c *Coordinator, id string, parts []Participant, epoch uint64) *tx {
-	return &tx{c: c, id: id, parts: parts, epoch: epoch, acked: make(chan struct{}), done: make(chan struct{})}
+	return &tx{c: c, id: id, parts: parts, epoch: epoch,
+		known: make(chan struct{}), acked: make(chan struct{})}
 }
 
 // open starts the transaction's span under ctx; a recovered one links to
 // the span that began it.
-func (t *tx) open(ctx context.Context, recovered bool, begun trace.SpanContext) context.Context {
+func (t *tx) open(ctx context.Context, begun trace.SpanContext) context.Context {
 	opts := []trace.SpanStartOption{trace.WithAttributes(keyTx.String(t.id), keyParticipants.Int(len(t.parts)))}
-	if recovered {
+	if t.recovered {
 		opts = append(opts, trace.WithAttributes(keyRecovered.Bool(true)))
 		if begun.IsValid() {
 			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: begun}))
@@ -58,26 +79,96 @@ func (t *tx) open(ctx context.Context, recovered bool, begun trace.SpanContext) 
 	return ctx
 }
 
-// append writes records ahead under the transaction's epoch. A refusal
-// stops the transaction here for good.
-func (t *tx) append(recs ...journal.Record) error {
+// start runs fn, and then the rest of the transaction, on the goroutine
+// that the coordinator counted when it claimed t.
+func (t *tx) start(fn func()) {
+	go func() {
+		defer t.c.live.Done()
+		defer t.finish()
+		fn()
+	}()
+}
+
+// execute is a new transaction's work: Begin, the votes, the decision and
+// phase 2.
+func (t *tx) execute(begin journal.Record) {
+	if t.append(begin) != nil {
+		return
+	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.dead != nil {
-		return t.dead
+	t.begun = true
+	abandoned := t.outcome == Aborted
+	t.mu.Unlock()
+	if !abandoned {
+		t.prepare()
+	}
+	t.complete()
+}
+
+// takeOver is a recovered transaction's work: the owner record under the
+// higher epoch, with an abort decision if the journal has none, then phase 2.
+func (t *tx) takeOver() {
+	recs := []journal.Record{{Kind: kindOwner}}
+	t.mu.Lock()
+	if t.durable == Pending {
+		recs = append(recs, journal.Record{Kind: kindAbort}) // presumed abort
+	}
+	t.mu.Unlock()
+	if t.append(recs...) != nil {
+		return
+	}
+	t.mu.Lock()
+	t.outcome = t.durable
+	t.mu.Unlock()
+	t.decided()
+	if len(t.missing) > 0 {
+		t.fail(fmt.Errorf("%w: %q (give the coordinator WithParticipants)", ErrUnknownParticipant, t.missing))
+		return
+	}
+	t.complete()
+}
+
+// append writes records ahead under the transaction's epoch, and then
+// makes durable what they decided. A refusal stops the transaction here
+// for good.
+func (t *tx) append(recs ...journal.Record) error {
+	if err := t.deadErr(); err != nil {
+		return err
 	}
 	for i := range recs {
 		recs[i].Epoch = t.epoch
 	}
-	if err := t.c.log.Append(context.WithoutCancel(t.ctx), t.id, t.seq, recs...); err != nil {
-		t.dead = fmt.Errorf("twophase %q: journal: %w", t.id, err)
+	err := t.c.log.Append(t.ctx, t.id, t.seq, recs...)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		if t.dead == nil {
+			t.dead = fmt.Errorf("twophase %q: journal: %w", t.id, err)
+		}
+		t.settle()
 		return t.dead
 	}
 	t.seq += uint64(len(recs))
 	for _, r := range recs {
-		t.abortLogged = t.abortLogged || r.Kind == kindAbort
+		switch {
+		case r.Kind == kindCommit:
+			t.durable = Committed
+		case r.Kind == kindAbort && t.durable == Pending:
+			t.durable = Aborted
+		}
+	}
+	if t.durable != Pending {
+		t.settle()
 	}
 	return nil
+}
+
+// settle tells the waiters of known, once. Call it with t.mu held.
+func (t *tx) settle() {
+	if !t.isKnown {
+		t.isKnown = true
+		close(t.known)
+	}
 }
 
 func (t *tx) fail(err error) {
@@ -86,23 +177,44 @@ func (t *tx) fail(err error) {
 	if t.dead == nil {
 		t.dead = err
 	}
+	t.settle()
 }
 
-// current returns the decision as Status tells it: Pending until it is
-// durable.
-func (t *tx) current() Decision {
+func (t *tx) deadErr() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.decision
+	return t.dead
+}
+
+// status is the decision as Status tells it: the durable one. A recovered
+// transaction is moments from its durable decision, the takeover record,
+// so status waits for it, within ctx.
+func (t *tx) status(ctx context.Context) (Decision, error) {
+	if t.recovered {
+		select {
+		case <-t.known:
+		case <-ctx.Done():
+			return Pending, ctx.Err()
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.durable == Pending && t.recovered {
+		return Pending, t.dead
+	}
+	return t.durable, nil
 }
 
 // prepare runs phase 1: every participant prepares in parallel within the
 // prepare timeout, then the decision is made, and a commit is made durable
 // before anything else happens.
-func (t *tx) prepare(ctx context.Context) {
+func (t *tx) prepare() {
 	in := t.c.ins
-	pctx, span, sw := in.startPhase(ctx, spanPrepare)
+	pctx, span, sw := in.startPhase(t.ctx, spanPrepare)
 	pctx, cancel := context.WithTimeout(pctx, t.c.cfg.prepareTimeout)
+	t.mu.Lock()
+	t.unprepare = cancel
+	t.mu.Unlock()
 	votes := make([]error, len(t.parts))
 	ask := func(i int) {
 		p := t.parts[i]
@@ -119,7 +231,6 @@ func (t *tx) prepare(ctx context.Context) {
 		votes[i] = err
 	}
 	parallel(len(t.parts), ask)
-	cancel()
 	var cause error
 	for i, err := range votes {
 		if err != nil {
@@ -127,24 +238,48 @@ func (t *tx) prepare(ctx context.Context) {
 			break
 		}
 	}
-	if ctx.Err() != nil { // the caller gave up before the decision
-		cause = fmt.Errorf("%w: %q: %w", ErrAborted, t.id, context.Cause(ctx))
+	// Deciding and hearing that the caller gave up exclude each other:
+	// a caller told Aborted is never contradicted by a commit.
+	t.mu.Lock()
+	t.unprepare = nil
+	switch {
+	case t.outcome == Aborted: // the caller gave up first
+		cause = t.cause
+	case cause != nil:
+		t.outcome, t.cause = Aborted, cause
+	default:
+		t.committing = true
 	}
-	in.endPhase(ctx, "prepare", span, sw, cause)
+	t.mu.Unlock()
+	cancel()
+	in.endPhase(t.ctx, "prepare", span, sw, cause)
 	if cause != nil {
-		t.mu.Lock()
-		t.decision, t.cause = Aborted, cause
-		t.mu.Unlock()
-		t.decided()
 		return
 	}
-	if err := t.append(journal.Record{Kind: kindCommit}); err != nil {
-		return // not durable, so not decided: Recover aborts it
-	}
+	err := t.append(journal.Record{Kind: kindCommit})
 	t.mu.Lock()
-	t.decision = Committed
+	t.committing = false
+	if err == nil {
+		t.outcome = Committed
+	}
 	t.mu.Unlock()
-	t.decided()
+	// A commit that is not durable is not decided: Recover aborts it.
+}
+
+// abandon is the caller of Execute giving up with cause: before the
+// decision the transaction aborts, and the votes stop. It reports whether
+// it was in time.
+func (t *tx) abandon(cause error) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.outcome != Pending || t.committing || t.dead != nil {
+		return false
+	}
+	t.outcome, t.cause = Aborted, fmt.Errorf("%w: %q: %w", ErrAborted, t.id, cause)
+	if t.unprepare != nil {
+		t.unprepare()
+	}
+	return true
 }
 
 // decided counts a transaction with a decision as in doubt, until End.
@@ -152,17 +287,18 @@ func (t *tx) decided() {
 	t.c.ins.inDoubt.Add(t.ctx, 1)
 }
 
-// phase2 sends the decision to every participant until each acknowledges
-// or the retry policy gives up, then writes End. It runs on a goroutine of
-// the coordinator's, so it goes on when the caller leaves.
-func (t *tx) phase2() {
-	defer t.finish()
+// complete sends the decision to every participant until each acknowledges
+// or the retry policy gives up, then writes End. If the policy gave up, the
+// waiters hear that the transaction is in doubt, and the resolver goes on.
+func (t *tx) complete() {
 	t.mu.Lock()
-	d, logAbort, dead := t.decision, t.decision == Aborted && !t.abortLogged, t.dead
+	d, logAbort, dead := t.outcome, t.outcome == Aborted && t.durable == Pending, t.dead
 	t.mu.Unlock()
 	if dead != nil || d == Pending {
-		t.ack(dead)
 		return
+	}
+	if !t.recovered { // a recovered one counted itself when it took over
+		t.decided()
 	}
 	in := t.c.ins
 	op, phase := "commit", spanCommit
@@ -188,7 +324,9 @@ func (t *tx) phase2() {
 	in.endPhase(ctx, op, span, sw, err)
 	if err != nil {
 		t.ack(fmt.Errorf("%w: %w", ErrInDoubt, err))
-		return
+		if t.deadErr() != nil || !t.resolve(op, acks) {
+			return // left to Recover
+		}
 	}
 	t.ack(nil)
 	// End is not forced either: a crash before it only means Recover sends
@@ -196,6 +334,62 @@ func (t *tx) phase2() {
 	if t.append(journal.Record{Kind: kindEnd, End: true, Payload: []byte(d.String())}) == nil {
 		in.transactions.Add(t.ctx, 1, in.byDecision[d])
 		in.inDoubt.Add(t.ctx, -1)
+	}
+}
+
+// resolve re-drives the decision to the participants whose acks failed,
+// one call each per round, with the resolver's backoff between rounds,
+// until all have acknowledged. Each round is a 2pc.resolve span, a root
+// linked to the transaction's, which has ended: its caller has heard that
+// it is in doubt. It returns false when the coordinator stops it first.
+func (t *tx) resolve(op string, acks []error) bool {
+	cfg := t.c.cfg
+	if cfg.resolver == nil {
+		return false
+	}
+	t.endSpan()
+	var left []Participant
+	for i, err := range acks {
+		if err != nil {
+			left = append(left, t.parts[i])
+		}
+	}
+	in := t.c.ins
+	var delay time.Duration
+	for round := 1; ; round++ {
+		delay = cfg.resolver.Delay(round, delay, rand.Float64)
+		timer := time.NewTimer(delay)
+		select {
+		case <-timer.C:
+		case <-t.ctx.Done():
+			timer.Stop()
+			return false
+		case <-t.c.live.Closing():
+			timer.Stop()
+			return false
+		}
+		ctx, span := in.tel.Tracer.Start(t.ctx, spanResolve, trace.WithNewRoot(),
+			trace.WithLinks(trace.LinkFromContext(t.ctx)),
+			trace.WithAttributes(keyTx.String(t.id), keyAttempt.Int(round)))
+		failed := make([]error, len(left))
+		parallel(len(left), func(i int) {
+			in.retries.Add(ctx, 1, in.byPhase[op])
+			failed[i] = t.call(ctx, op, left[i], round+1)
+		})
+		var still []Participant
+		for i, err := range failed {
+			if err != nil {
+				still = append(still, left[i])
+			}
+		}
+		errs.Record(span, errors.Join(failed...))
+		span.End()
+		if left = still; len(left) == 0 {
+			return true
+		}
+		if t.deadErr() != nil {
+			return false
+		}
 	}
 }
 
@@ -211,27 +405,26 @@ func (t *tx) send(ctx context.Context, op string, p Participant) error {
 		if attempt > 1 {
 			in.retries.Add(rctx, 1, in.byPhase[op])
 		}
-		cctx, cspan := in.startCall(trace.ContextWithSpan(rctx, trace.SpanFromContext(ctx)), op, p.Name(), attempt)
-		err := errs.Try(func() error {
-			if op == "commit" {
-				return p.Commit(cctx, t.id)
-			}
-			return p.Abort(cctx, t.id)
-		})
-		errs.Record(cspan, err)
-		cspan.End()
-		return err
+		return t.call(trace.ContextWithSpan(rctx, trace.SpanFromContext(ctx)), op, p, attempt)
 	})
 }
 
-func (t *tx) deadErr() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.dead
+// call makes one Commit or Abort call on p, in a span of its own.
+func (t *tx) call(ctx context.Context, op string, p Participant, attempt int) error {
+	cctx, cspan := t.c.ins.startCall(ctx, op, p.Name(), attempt)
+	err := errs.Try(func() error {
+		if op == "commit" {
+			return p.Commit(cctx, t.id)
+		}
+		return p.Abort(cctx, t.id)
+	})
+	errs.Record(cspan, err)
+	cspan.End()
+	return err
 }
 
 // ack publishes the end of phase 2: err is nil when every participant
-// acknowledged.
+// acknowledged. Only the first call counts.
 func (t *tx) ack(err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -243,25 +436,41 @@ func (t *tx) ack(err error) {
 	}
 }
 
-// wait returns the transaction's decision once phase 2 is done, or, when
-// ctx ends first, the durable decision with ErrInDoubt.
-func (t *tx) wait(ctx context.Context) (Decision, error) {
+// wait returns the transaction's decision once phase 2 is done. When ctx
+// ends first, a decided transaction returns its decision and ErrInDoubt;
+// an undecided one, if owner (Execute's own caller) is waiting, aborts and
+// says so, and otherwise returns Pending with ctx's error.
+func (t *tx) wait(ctx context.Context, owner bool) (Decision, error) {
 	select {
 	case <-t.acked:
+		return t.result()
 	case <-ctx.Done():
-		t.mu.Lock()
-		defer t.mu.Unlock()
-		if t.decision == Pending {
-			return Pending, ctx.Err()
-		}
-		return t.decision, fmt.Errorf("%w: %w", ErrInDoubt, ctx.Err())
+	}
+	if owner && t.abandon(context.Cause(ctx)) {
+		return t.result()
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
-	case t.decision == Pending:
-		return Pending, t.dead
-	case t.decision == Aborted:
+	case t.outcome != Pending:
+		return t.outcome, fmt.Errorf("%w: %w", ErrInDoubt, ctx.Err())
+	case t.committing:
+		return Pending, fmt.Errorf("%w: %q: the commit decision was being written; ask Status: %w", ErrInDoubt, t.id, ctx.Err())
+	}
+	return Pending, ctx.Err()
+}
+
+// result is what wait returns once the outcome is known.
+func (t *tx) result() (Decision, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.outcome == Pending:
+		if t.dead != nil {
+			return Pending, t.dead
+		}
+		return Pending, t.ackErr
+	case t.outcome == Aborted:
 		cause := t.cause
 		if cause == nil {
 			cause = fmt.Errorf("%w: %q had no commit decision when its coordinator stopped", ErrAborted, t.id)
@@ -281,23 +490,38 @@ func (t *tx) kill(cause error) {
 	t.stop(cause)
 }
 
-// finish ends the transaction's span and leaves the coordinator.
-func (t *tx) finish() {
-	t.ack(t.deadErr())
+// endSpan ends the transaction's span with its outcome, once.
+func (t *tx) endSpan() {
+	if t.ended {
+		return
+	}
+	t.ended = true
 	t.mu.Lock()
-	d, err := t.decision, t.ackErr
+	d, err := t.outcome, t.ackErr
 	if err == nil && d == Aborted {
 		err = t.cause
 	}
 	t.mu.Unlock()
-	if t.span != nil {
-		t.span.SetAttributes(keyDecision.String(d.String()))
-		errs.Record(t.span, err)
-		t.span.End()
-		t.stop(nil)
-	}
+	t.span.SetAttributes(keyDecision.String(d.String()))
+	errs.Record(t.span, err)
+	t.span.End()
+}
+
+// finish publishes what is left, ends the span and leaves the coordinator.
+func (t *tx) finish() {
+	t.ack(t.deadErr())
+	t.mu.Lock()
+	t.settle()
+	t.mu.Unlock()
+	t.endSpan()
 	t.c.live.Release(t.id, t)
-	close(t.done)
+	t.stop(nil) // after Release: Status waits for this to look again
+}
+
+func (t *tx) hasBegun() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.begun
 }
 
 // encode encodes one of the package's own payloads, which always encode.

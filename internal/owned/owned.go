@@ -2,7 +2,10 @@
 // goroutines that drive it: the saga runner's sagas and the two-phase-commit
 // coordinator's transactions share the rules here. At most one piece of
 // work is live per ID; Close waits for the goroutines, and when its ctx
-// ends first, stops the work and still waits, so that none outlives it.
+// ends first, stops the work and returns at once: a goroutine stuck in a
+// call that does not heed its ctx (a hung disk) must not hang Close too.
+// A stopped work makes no further call, so its goroutine returns as soon
+// as the call it is in does.
 package owned
 
 import (
@@ -12,10 +15,22 @@ import (
 
 // Set is the live work of a runner, by ID. The zero Set is ready to use.
 type Set[T comparable] struct {
-	mu     sync.Mutex
-	byID   map[string]T
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	byID    map[string]T
+	closed  bool
+	closing chan struct{} // closed when Close begins
+	wg      sync.WaitGroup
+}
+
+// Closing returns a channel that is closed when Close begins: work waiting
+// to try again gives up at once.
+func (s *Set[T]) Closing() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing == nil {
+		s.closing = make(chan struct{})
+	}
+	return s.closing
 }
 
 // Claim makes t the live work of id and counts one goroutine for it (see
@@ -64,9 +79,10 @@ func (s *Set[T]) Done() { s.wg.Done() }
 // Go runs fn on a counted goroutine.
 func (s *Set[T]) Go(fn func()) { s.wg.Go(fn) }
 
-// Close refuses new claims and waits for every counted goroutine until ctx
-// ends; then it calls stop for each live work, waits again, and returns
-// ctx's error. already reports that the set was closed before.
+// Close refuses new claims, closes Closing, and waits for every counted
+// goroutine until ctx ends; then it calls stop for each live work and
+// returns ctx's error without waiting again. already reports that the set
+// was closed before.
 func (s *Set[T]) Close(ctx context.Context, stop func(T)) (already bool, err error) {
 	s.mu.Lock()
 	if s.closed {
@@ -74,6 +90,10 @@ func (s *Set[T]) Close(ctx context.Context, stop func(T)) (already bool, err err
 		return true, nil
 	}
 	s.closed = true
+	if s.closing == nil {
+		s.closing = make(chan struct{})
+	}
+	close(s.closing)
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
@@ -90,6 +110,5 @@ func (s *Set[T]) Close(ctx context.Context, stop func(T)) (already bool, err err
 		stop(t)
 	}
 	s.mu.Unlock()
-	<-done
 	return false, ctx.Err()
 }

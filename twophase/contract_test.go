@@ -1,0 +1,302 @@
+package twophase_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/otelpatterns/otelpatterns/journal"
+	"github.com/otelpatterns/otelpatterns/twophase"
+)
+
+// The contracts that outside trials broke, each reproduced as it was seen.
+
+// heldJournal holds back the appends of chosen kinds until released: a
+// slow disk, or a hung one.
+type heldJournal struct {
+	journal.Log
+	mu   sync.Mutex
+	held map[string]*hold // by the first record's kind
+}
+
+type hold struct {
+	entered chan struct{} // closed when an append of the kind arrives
+	land    chan struct{} // closed to let it reach the journal
+	landed  chan struct{} // closed once it has
+	back    chan struct{} // closed to let it return to its caller
+	once    [2]sync.Once
+}
+
+func holding(log journal.Log) *heldJournal {
+	return &heldJournal{Log: log, held: map[string]*hold{}}
+}
+
+// hold makes the next append whose first record is of kind wait, before it
+// reaches the journal and again before it returns.
+func (j *heldJournal) hold(kind string) *hold {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	h := &hold{entered: make(chan struct{}), land: make(chan struct{}), landed: make(chan struct{}), back: make(chan struct{})}
+	j.held[kind] = h
+	return h
+}
+
+// letLand lets the held append reach the journal, and holds its return.
+func (h *hold) letLand() { h.once[0].Do(func() { close(h.land) }) }
+
+// let lets the held append through.
+func (h *hold) let() {
+	h.letLand()
+	h.once[1].Do(func() { close(h.back) })
+}
+
+func (j *heldJournal) Append(ctx context.Context, tx string, seq uint64, recs ...journal.Record) error {
+	j.mu.Lock()
+	h := j.held[recs[0].Kind]
+	delete(j.held, recs[0].Kind)
+	j.mu.Unlock()
+	if h == nil {
+		return j.Log.Append(ctx, tx, seq, recs...)
+	}
+	close(h.entered)
+	<-h.land // a hung disk does not heed ctx
+	err := j.Log.Append(ctx, tx, seq, recs...)
+	close(h.landed)
+	<-h.back
+	return err
+}
+
+func locals(t *testing.T, names ...string) ([]*twophase.Local, []*ledger, []twophase.Participant) {
+	var ls []*twophase.Local
+	var rs []*ledger
+	var ps []twophase.Participant
+	for _, n := range names {
+		r := newLedger()
+		l, err := twophase.NewLocal(n, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, rs, ps = append(ls, l), append(rs, r), append(ps, l)
+	}
+	return ls, rs, ps
+}
+
+func await(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// A's commit decision is slow to land; p1 asks B, whose takeover append
+// is slow too; p2 asks B meanwhile. Then A's commit lands, and B's abort
+// is refused: B must not have answered Aborted to anyone, and p1 and p2
+// both commit.
+func TestStatusDuringTakeoverAnswersOnlyWhatIsDurable(t *testing.T) {
+	mem, _ := journal.NewMemory()
+	ja, jb := holding(mem), holding(mem)
+	commit := ja.hold("2pc.commit")
+	owner := jb.hold("2pc.owner")
+	ls, rs, ps := locals(t, "p1", "p2")
+	a, _ := twophase.NewCoordinator(ja, twophase.WithParticipants(ps...))
+	b, _ := twophase.NewCoordinator(jb, twophase.WithParticipants(ps...))
+	defer func() {
+		commit.let()
+		owner.let()
+		_ = a.Close(context.Background())
+		_ = b.Close(context.Background())
+	}()
+
+	executed := make(chan struct{})
+	go func() {
+		defer close(executed)
+		_, _ = a.Execute(context.Background(), "t1", ps...)
+	}()
+	await(t, commit.entered, "A's commit append")
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	answers := map[string]twophase.Decision{}
+	ask := func(l *twophase.Local) {
+		wg.Go(func() {
+			_ = l.Resolve(context.Background(), func(ctx context.Context, id string) (twophase.Decision, error) {
+				d, err := b.Status(ctx, id)
+				mu.Lock()
+				answers[l.Name()] = d
+				mu.Unlock()
+				return d, err
+			})
+		})
+	}
+	ask(ls[0])
+	await(t, owner.entered, "B's takeover append")
+	ask(ls[1])
+	time.Sleep(50 * time.Millisecond) // p2's question reaches B
+	commit.letLand()                  // A's commit is durable; A does not know it yet
+	await(t, commit.landed, "A's commit decision")
+	owner.let() // B's takeover conflicts with it
+	wg.Wait()
+	commit.let() // A learns its decision and sends it
+	await(t, executed, "A's Execute")
+	_ = a.Close(context.Background())
+
+	for _, r := range rs {
+		r.mu.Lock()
+		c, ab := r.committed["t1"], r.aborted["t1"]
+		r.mu.Unlock()
+		if c != 1 || ab != 0 {
+			t.Errorf("a participant committed %d and aborted %d times; B answered %v", c, ab, answers)
+		}
+	}
+	for name, d := range answers {
+		if d == twophase.Aborted {
+			t.Errorf("B answered %s Aborted, but the journal's decision is commit", name)
+		}
+	}
+}
+
+// Several participants resolving through the same coordinator at once
+// race on nothing.
+func TestConcurrentResolveThroughOneCoordinator(t *testing.T) {
+	for range 20 {
+		mem, _ := journal.NewMemory()
+		ls, rs, ps := locals(t, "p1", "p2", "p3")
+		crashed := holding(mem)
+		decision := crashed.hold("2pc.commit") // A hangs before its decision lands
+		a, _ := twophase.NewCoordinator(crashed, twophase.WithParticipants(ps...))
+		go func() { _, _ = a.Execute(context.Background(), "t1", ps...) }()
+		await(t, decision.entered, "A's commit append")
+
+		b, _ := twophase.NewCoordinator(mem, twophase.WithParticipants(ps...))
+		var wg sync.WaitGroup
+		for _, l := range ls {
+			wg.Go(func() { _ = l.Resolve(context.Background(), b.Status) })
+		}
+		wg.Wait()
+		_ = b.Close(context.Background())
+		for _, r := range rs {
+			r.mu.Lock()
+			c, ab := r.committed["t1"], r.aborted["t1"]
+			r.mu.Unlock()
+			if c != 0 || ab != 1 {
+				t.Fatalf("a participant committed %d and aborted %d times", c, ab)
+			}
+		}
+		decision.let()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = a.Close(ctx)
+		cancel()
+	}
+}
+
+// With a journal that hangs, Execute and Close return when their ctx ends.
+func TestHungJournalReturnsWithTheContext(t *testing.T) {
+	for _, kind := range []string{"2pc.begin", "2pc.commit"} {
+		t.Run(kind, func(t *testing.T) {
+			mem, _ := journal.NewMemory()
+			j := holding(mem)
+			h := j.hold(kind)
+			defer h.let()
+			_, _, ps := locals(t, "p1", "p2")
+			c, _ := twophase.NewCoordinator(j, twophase.WithParticipants(ps...))
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			returned := make(chan struct{})
+			var d twophase.Decision
+			var err error
+			go func() {
+				defer close(returned)
+				d, err = c.Execute(ctx, "t1", ps...)
+			}()
+			select {
+			case <-returned:
+			case <-time.After(2 * time.Second):
+				t.Fatal("Execute had not returned 2s after its 200ms ctx ended")
+			}
+			if !errors.Is(err, context.DeadlineExceeded) || d == twophase.Committed {
+				t.Errorf("Execute = %v, %v; want the ctx's error, and no commit", d, err)
+			}
+			if kind == "2pc.begin" && (d != twophase.Aborted || !errors.Is(err, twophase.ErrAborted)) {
+				t.Errorf("Execute = %v, %v; before the decision the transaction aborts", d, err)
+			}
+
+			cctx, ccancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer ccancel()
+			closed := make(chan error, 1)
+			go func() { closed <- c.Close(cctx) }()
+			select {
+			case err := <-closed:
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("Close = %v; want the ctx's error", err)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("Close had not returned 2s after its 200ms ctx ended")
+			}
+			h.let()
+			if kind == "2pc.commit" {
+				return
+			}
+			// Once the Begin lands, the abandoned transaction aborts: it
+			// never commits after its caller was told it aborted.
+			deadline := time.Now().Add(5 * time.Second)
+			for durableDecision(mem, "t1") == twophase.Committed || time.Now().Before(deadline) {
+				if durableDecision(mem, "t1") == twophase.Committed {
+					t.Fatal("the transaction committed after Execute returned Aborted")
+				}
+				time.Sleep(10 * time.Millisecond)
+				if p, _ := mem.Pending(context.Background()); len(p) == 0 {
+					break
+				}
+			}
+		})
+	}
+}
+
+// The phase-2 calls of a recovered transaction carry the baggage of the
+// caller that began it.
+func TestRecoveryCarriesBaggage(t *testing.T) {
+	w := newWorld(t)
+	prop := twophase.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	for _, n := range names(2) {
+		w.participant(n)
+	}
+	var mu sync.Mutex
+	var seen []string
+	for _, p := range w.parts {
+		p.onAbort = func(ctx context.Context) {
+			mu.Lock()
+			seen = append(seen, baggage.FromContext(ctx).Member("tenant").Value())
+			mu.Unlock()
+		}
+	}
+	w.crashAt(2, 0, false, false) // the commit decision is lost
+	member, _ := baggage.NewMember("tenant", "acme")
+	bag, _ := baggage.New(member)
+	ctx := baggage.ContextWithBaggage(context.Background(), bag)
+	var ps []twophase.Participant
+	for _, n := range names(2) {
+		ps = append(ps, w.endpoint(n))
+	}
+	first := w.coordinator(prop)
+	_, _ = first.Execute(ctx, "t1", ps...)
+	_ = first.Close(context.Background())
+
+	w.crashAt(0, 0, false, false)
+	second := w.coordinator(prop)
+	if _, err := second.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_ = second.Close(context.Background())
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 || seen[0] != "acme" || seen[1] != "acme" {
+		t.Fatalf("the recovered Aborts carried tenant %q; want acme on both", seen)
+	}
+}
