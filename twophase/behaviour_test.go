@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 
+	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/otelpatterns/journal"
 	"github.com/otelpatterns/otelpatterns/twophase"
 )
@@ -300,4 +303,82 @@ func TestJournalSharedWithOtherRunners(t *testing.T) {
 	if _, err := c.Execute(context.Background(), "saga-1", w.participant("a")); err == nil {
 		t.Fatal("Execute of a saga's ID succeeded")
 	}
+}
+
+// waitEnded waits until tx has ended in log.
+func waitEnded(t *testing.T, log journal.Log, tx string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if p, err := log.Pending(context.Background()); err == nil && !slices.Contains(p, tx) {
+			return
+		}
+	}
+	t.Fatalf("%s did not end", tx)
+}
+
+// A transaction whose phase-2 policy gave up is re-driven by the
+// coordinator's resolver until every participant acknowledges, and the
+// in_doubt gauge falls back to zero.
+func TestResolverFinishesWhatThePolicyGaveUp(t *testing.T) {
+	rec := telemetrytest.NewRecorders(t)
+	w := newWorld(t)
+	a, b := w.participant("a"), w.participant("b")
+	c := w.coordinator(twophase.WithResolver(time.Millisecond, 10*time.Millisecond), twophase.WithMeterProvider(rec.MeterProvider))
+	defer c.Close(context.Background())
+	b.commitFails["t1"] = 10 // 4 attempts, then 6 resolver rounds
+	if d, err := c.Execute(context.Background(), "t1", a, b); d != twophase.Committed || !errors.Is(err, twophase.ErrInDoubt) {
+		t.Fatalf("Execute = %v, %v; want Committed, in doubt", d, err)
+	}
+	if got := inDoubt(t, rec); got != 1 {
+		t.Fatalf("in_doubt = %d after the policy gave up; want 1", got)
+	}
+	waitEnded(t, w.mem, "t1")
+	if w.resources["b"].committed["t1"] != 1 || w.resources["a"].committed["t1"] != 1 {
+		t.Fatal("the resolver did not commit both participants once")
+	}
+	if got := inDoubt(t, rec); got != 0 {
+		t.Fatalf("in_doubt = %d after the resolver finished; want 0", got)
+	}
+}
+
+// Close stops a resolver waiting to try again at once, and leaves the
+// transaction to Recover.
+func TestCloseStopsTheResolver(t *testing.T) {
+	w := newWorld(t)
+	a, b := w.participant("a"), w.participant("b")
+	c := w.coordinator(twophase.WithResolver(time.Hour, time.Hour))
+	b.commitFails["t1"] = 5
+	if d, err := c.Execute(context.Background(), "t1", a, b); d != twophase.Committed || !errors.Is(err, twophase.ErrInDoubt) {
+		t.Fatalf("Execute = %v, %v; want Committed, in doubt", d, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Close(ctx); err != nil {
+		t.Fatalf("Close = %v; a resolver waiting to try again stops at once", err)
+	}
+	if p, _ := w.mem.Pending(context.Background()); !slices.Equal(p, []string{"t1"}) {
+		t.Fatalf("pending after Close = %q; want t1, for Recover", p)
+	}
+	w.settle()
+	w.check("after the resolver stopped", "t1")
+}
+
+func TestWithResolverRejectsAnInvertedRange(t *testing.T) {
+	mem, _ := journal.NewMemory()
+	if _, err := twophase.NewCoordinator(mem, twophase.WithResolver(time.Minute, time.Second)); err == nil || !strings.Contains(err.Error(), "WithResolver") {
+		t.Fatalf("NewCoordinator = %v; want an error naming WithResolver", err)
+	}
+}
+
+func inDoubt(t *testing.T, rec telemetrytest.Recorders) int64 {
+	t.Helper()
+	m, ok := rec.Metrics(t)["otelpatterns.twophase.in_doubt"]
+	if !ok {
+		return 0
+	}
+	var n int64
+	for _, p := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		n += p.Value
+	}
+	return n
 }

@@ -64,8 +64,10 @@ func (j *heldJournal) Append(ctx context.Context, tx string, seq uint64, recs ..
 		return j.Log.Append(ctx, tx, seq, recs...)
 	}
 	close(h.entered)
-	<-h.land // a hung disk does not heed ctx
-	err := j.Log.Append(ctx, tx, seq, recs...)
+	<-h.land
+	// The write was queued before the disk hung: it lands, whatever
+	// became of ctx meanwhile.
+	err := j.Log.Append(context.WithoutCancel(ctx), tx, seq, recs...)
 	close(h.landed)
 	<-h.back
 	return err
@@ -204,7 +206,7 @@ func TestHungJournalReturnsWithTheContext(t *testing.T) {
 			j := holding(mem)
 			h := j.hold(kind)
 			defer h.let()
-			_, _, ps := locals(t, "p1", "p2")
+			_, rs, ps := locals(t, "p1", "p2")
 			c, _ := twophase.NewCoordinator(j, twophase.WithParticipants(ps...))
 			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 			defer cancel()
@@ -239,20 +241,33 @@ func TestHungJournalReturnsWithTheContext(t *testing.T) {
 			case <-time.After(2 * time.Second):
 				t.Fatal("Close had not returned 2s after its 200ms ctx ended")
 			}
-			h.let()
-			if kind == "2pc.commit" {
-				return
-			}
-			// Once the Begin lands, the abandoned transaction aborts: it
-			// never commits after its caller was told it aborted.
-			deadline := time.Now().Add(5 * time.Second)
-			for durableDecision(mem, "t1") == twophase.Committed || time.Now().Before(deadline) {
-				if durableDecision(mem, "t1") == twophase.Committed {
-					t.Fatal("the transaction committed after Execute returned Aborted")
-				}
-				time.Sleep(10 * time.Millisecond)
-				if p, _ := mem.Pending(context.Background()); len(p) == 0 {
+			h.let() // the disk comes back: the held record lands
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+				if recs, _ := mem.Load(context.Background(), "t1"); len(recs) > 0 && (kind == "2pc.begin" || durableDecision(mem, "t1") != twophase.Pending) {
 					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the held record never landed")
+				}
+			}
+			// What Execute said holds after recovery: an abandoned
+			// transaction aborts, one whose commit was being written is
+			// what the journal says.
+			r, _ := twophase.NewCoordinator(mem, twophase.WithParticipants(ps...))
+			if _, err := r.Recover(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			_ = r.Close(context.Background())
+			final := durableDecision(mem, "t1")
+			if kind == "2pc.begin" && final != twophase.Aborted {
+				t.Fatalf("the transaction whose caller was told Aborted is %v", final)
+			}
+			for i, r := range rs {
+				r.mu.Lock()
+				committed, aborted := r.committed["t1"], r.aborted["t1"]
+				r.mu.Unlock()
+				if (final == twophase.Committed) != (committed == 1) || committed > 1 || aborted > 1 || committed+aborted > 1 {
+					t.Fatalf("p%d committed %d and aborted %d times; the decision is %v", i+1, committed, aborted, final)
 				}
 			}
 		})
@@ -298,5 +313,25 @@ func TestRecoveryCarriesBaggage(t *testing.T) {
 	defer mu.Unlock()
 	if len(seen) != 2 || seen[0] != "acme" || seen[1] != "acme" {
 		t.Fatalf("the recovered Aborts carried tenant %q; want acme on both", seen)
+	}
+}
+
+// A no vote over HTTP says who voted no, and why, once.
+func TestVoteErrorSaysEachThingOnce(t *testing.T) {
+	for _, remote := range []bool{false, true} {
+		w := newWorld(t)
+		if remote {
+			w = remoteWorld(t)
+		}
+		w.participant("ledger-a")
+		w.participant("ledger-b")
+		w.resources["ledger-a"].noVote["t9"] = true
+		c := w.coordinator()
+		d, err := c.Execute(context.Background(), "t9", w.endpoint("ledger-a"), w.endpoint("ledger-b"))
+		_ = c.Close(context.Background())
+		want := `twophase: "t9" aborted: ledger-a voted no: insufficient funds`
+		if d != twophase.Aborted || err == nil || err.Error() != want || !errors.Is(err, twophase.ErrVoteNo) {
+			t.Errorf("remote %t: Execute = %v, %v; want %q", remote, d, err, want)
+		}
 	}
 }

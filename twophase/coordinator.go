@@ -85,15 +85,8 @@ func (c *Coordinator) Execute(ctx context.Context, txID string, participants ...
 		return live.wait(ctx, false)
 	}
 	ctx = t.open(ctx, trace.SpanContext{})
-	names := make([]string, len(participants))
-	for i, p := range participants {
-		names[i] = p.Name()
-	}
-	carrier := propagation.MapCarrier{}
-	c.cfg.tel.Propagators().Inject(ctx, carrier)
-	t.start(func() {
-		t.execute(journal.Record{Kind: kindBegin, Payload: encode(beginPayload{Participants: names}), Carrier: carrier})
-	})
+	t.encodeBegin(ctx)
+	t.start(t.execute)
 	d, err := t.wait(ctx, true)
 	if d == Pending && !t.hasBegun() && errors.Is(err, journal.ErrConflict) {
 		// Another coordinator began the same ID first: answer as for it.

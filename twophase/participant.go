@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Participant is one resource manager of a transaction: a service that can
@@ -105,10 +106,15 @@ type VoteError struct {
 }
 
 func (e *VoteError) Error() string {
+	verb, kind := "did not vote", ErrUnreachable
 	if errors.Is(e.Err, ErrVoteNo) {
-		return fmt.Sprintf("twophase: %q aborted: %s voted no: %v", e.TxID, e.Participant, e.Err)
+		verb, kind = "voted no", ErrVoteNo
 	}
-	return fmt.Sprintf("twophase: %q aborted: %s did not vote: %v", e.TxID, e.Participant, e.Err)
+	// The participant's error usually names the kind and the participant
+	// already ("twophase: vote no: ledger-a: ..."): say each once.
+	why := strings.TrimPrefix(e.Err.Error(), kind.Error()+": ")
+	why = strings.TrimPrefix(why, e.Participant+": ")
+	return fmt.Sprintf("twophase: %q aborted: %s %s: %s", e.TxID, e.Participant, verb, why)
 }
 
 // Unwrap returns the participant's error.

@@ -2,7 +2,9 @@ package twophase_test
 
 import (
 	"context"
+	"errors"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -43,6 +45,14 @@ func TestTelemetry(t *testing.T) {
 	}
 	w.askStatus(r, "t3")
 	_ = r.Close(context.Background())
+	// t4's Commit fails past the phase-2 policy: the resolver finishes it.
+	res := w.coordinator(append(opts, twophase.WithResolver(time.Millisecond, 5*time.Millisecond))...)
+	b.commitFails["t4"] = 6 // 4 attempts, then 2 failed resolver rounds and 1 that succeeds
+	if d, err := res.Execute(ctx, "t4", a, b); d != twophase.Committed || !errors.Is(err, twophase.ErrInDoubt) {
+		t.Fatalf("Execute = %v, %v; want Committed, in doubt", d, err)
+	}
+	waitEnded(t, w.mem, "t4")
+	_ = res.Close(context.Background())
 
 	emitted := telemetrytest.Collect(t, rec.Spans, rec.Reader)
 	delete(emitted[telemetrytest.Span], "POST /transfer")
@@ -55,7 +65,7 @@ func TestTelemetry(t *testing.T) {
 		id := telemetrytest.Attrs(s.Attributes())["otelpatterns.twophase.transaction"].AsString()
 		txs[id] = append(txs[id], s)
 	}
-	if len(txs["t1"]) != 1 || len(txs["t2"]) != 1 || len(txs["t3"]) != 2 {
+	if len(txs["t1"]) != 1 || len(txs["t2"]) != 1 || len(txs["t3"]) != 2 || len(txs["t4"]) != 1 {
 		t.Fatalf("transaction spans %v; want one for t1 and t2, two for t3", txs)
 	}
 	begun, recovered := txs["t3"][0], txs["t3"][1]
@@ -70,6 +80,22 @@ func TestTelemetry(t *testing.T) {
 	}
 	if recovered.Parent().SpanID() != rec.Ended("2pc.recover")[0].SpanContext().SpanID() {
 		t.Fatal("the recovered transaction is not a child of 2pc.recover")
+	}
+	// The resolver's rounds are roots, linked to the transaction's span,
+	// which ended when its caller heard it was in doubt.
+	rounds := rec.Ended("2pc.resolve")
+	if len(rounds) != 3 {
+		t.Fatalf("%d resolver rounds; want 3", len(rounds))
+	}
+	for i, round := range rounds {
+		attrs := telemetrytest.Attrs(round.Attributes())
+		if round.Parent().IsValid() || len(round.Links()) != 1 || round.Links()[0].SpanContext.SpanID() != txs["t4"][0].SpanContext().SpanID() ||
+			attrs["otelpatterns.twophase.transaction"].AsString() != "t4" || attrs["otelpatterns.twophase.attempt"].AsInt64() != int64(i+1) {
+			t.Fatalf("resolver round %d: parent %v, links %v, attributes %v", i+1, round.Parent(), round.Links(), attrs)
+		}
+		if (round.Status().Code == codes.Error) != (i < 2) {
+			t.Fatalf("resolver round %d has status %v", i+1, round.Status())
+		}
 	}
 	if txs["t1"][0].Status().Code == codes.Error || txs["t2"][0].Status().Code != codes.Error {
 		t.Fatal("the committed transaction is an error, or the aborted one is not")

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/errs"
@@ -32,8 +33,10 @@ type tx struct {
 	c         *Coordinator
 	id        string
 	parts     []Participant
-	recovered bool     // taken over from the journal
-	missing   []string // logged participants this coordinator cannot find
+	recovered bool                   // taken over from the journal
+	missing   []string               // logged participants this coordinator cannot find
+	payload   []byte                 // a new transaction's Begin, encoded by encodeBegin
+	carrier   propagation.MapCarrier // and the caller's trace context and baggage
 
 	// ctx carries the transaction's span and the caller's values, and
 	// outlives the caller; stop cancels it when the coordinator gives up
@@ -89,10 +92,23 @@ func (t *tx) start(fn func()) {
 	}()
 }
 
+// encodeBegin prepares a new transaction's Begin: it names the
+// participants and carries the caller's trace context and baggage. It runs
+// on the caller's goroutine, whose stack has grown already.
+func (t *tx) encodeBegin(ctx context.Context) {
+	names := make([]string, len(t.parts))
+	for i, p := range t.parts {
+		names[i] = p.Name()
+	}
+	t.carrier = propagation.MapCarrier{}
+	t.c.cfg.tel.Propagators().Inject(ctx, t.carrier)
+	t.payload = encode(beginPayload{Participants: names})
+}
+
 // execute is a new transaction's work: Begin, the votes, the decision and
 // phase 2.
-func (t *tx) execute(begin journal.Record) {
-	if t.append(begin) != nil {
+func (t *tx) execute() {
+	if t.append(journal.Record{Kind: kindBegin, Payload: t.payload, Carrier: t.carrier}) != nil {
 		return
 	}
 	t.mu.Lock()

@@ -58,3 +58,43 @@ func TestCloseStopsWhatOutlivesItsContext(t *testing.T) {
 		t.Fatalf("Close = %v after stopping %d", err, stopped)
 	}
 }
+
+// A goroutine stuck in a call that heeds no ctx (a hung disk) does not
+// hang Close: it returns when its ctx ends, after stopping the work.
+func TestCloseReturnsBesideAStuckGoroutine(t *testing.T) {
+	var s Set[*work]
+	w := &work{stop: make(chan struct{})}
+	s.Claim("x", w)
+	stuck := make(chan struct{})
+	go func() {
+		defer s.Done()
+		<-stuck // heeds nothing
+	}()
+	defer close(stuck)
+	closing := s.Closing()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	returned := make(chan error, 1)
+	go func() {
+		_, err := s.Close(ctx, func(w *work) { close(w.stop) })
+		returned <- err
+	}()
+	select {
+	case err := <-returned:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited for a goroutine that cannot return")
+	}
+	select {
+	case <-closing:
+	default:
+		t.Fatal("Closing was not closed by Close")
+	}
+	select {
+	case <-w.stop:
+	default:
+		t.Fatal("Close did not stop the live work")
+	}
+}

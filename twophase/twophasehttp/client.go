@@ -63,7 +63,7 @@ func (c *Client) Abort(ctx context.Context, txID string) error { return c.call(c
 
 func (c *Client) call(ctx context.Context, path, txID string) error {
 	body, _ := json.Marshal(request{Tx: txID})
-	return retryUntraced(ctx, c.cfg.retry, func(ctx context.Context) error {
+	err := retryUntraced(ctx, c.cfg.retry, func(ctx context.Context) error {
 		ans, status, err := do(ctx, c.cfg, c.prop, http.MethodPost, c.base+path, body)
 		switch {
 		case err != nil:
@@ -71,15 +71,42 @@ func (c *Client) call(ctx context.Context, path, txID string) error {
 		case status == http.StatusOK:
 			return nil
 		case status == http.StatusConflict:
-			return retry.Permanent(fmt.Errorf("%w: %s: %s", twophase.ErrVoteNo, c.name, ans.Error))
+			return retry.Permanent(remote(twophase.ErrVoteNo, c.name, ans.Error))
 		case status == http.StatusUnprocessableEntity:
-			return retry.Permanent(fmt.Errorf("%w: %s: %s", twophase.ErrProtocol, c.name, ans.Error))
+			return retry.Permanent(remote(twophase.ErrProtocol, c.name, ans.Error))
 		case status >= 500:
 			return fmt.Errorf("%s%s: %d %s", c.name, path, status, ans.Error)
 		default:
 			return retry.Permanent(fmt.Errorf("%s%s: unexpected %d %s", c.name, path, status, ans.Error))
 		}
 	})
+	// A participant's own answer (a no vote, a refusal) is the error, as
+	// it said it, without the retry's account around it.
+	var re *remoteError
+	if errors.As(err, &re) {
+		return re
+	}
+	return err
+}
+
+// remoteError is an error that a server sent as text, kept as it was
+// written; it matches its kind.
+type remoteError struct {
+	kind error
+	text string
+}
+
+func (e *remoteError) Error() string        { return e.text }
+func (e *remoteError) Is(target error) bool { return target == e.kind }
+
+// remote is the error of kind that participant name answered with text:
+// the text itself when it says its kind already (as Local's errors do),
+// or else prefixed with the kind and the name.
+func remote(kind error, name, text string) error {
+	if !strings.HasPrefix(text, kind.Error()) {
+		text = fmt.Sprintf("%v: %s: %s", kind, name, text)
+	}
+	return &remoteError{kind: kind, text: text}
 }
 
 // do sends one request with the trace context in its headers, within the
@@ -130,7 +157,9 @@ func NewStatusClient(baseURL string, opts ...Option) (*StatusClient, error) {
 	return &StatusClient{base: strings.TrimSuffix(baseURL, "/"), cfg: cfg, prop: cfg.tel.Propagators()}, nil
 }
 
-// Status asks the coordinator for txID's decision.
+// Status asks the coordinator for txID's decision. An ID that the
+// coordinator's journal never held matches twophase.ErrUnknown, and a
+// forgotten one twophase.ErrForgotten; neither is retried.
 func (s *StatusClient) Status(ctx context.Context, txID string) (twophase.Decision, error) {
 	var d twophase.Decision
 	err := retryUntraced(ctx, s.cfg.retry, func(ctx context.Context) error {
@@ -138,12 +167,20 @@ func (s *StatusClient) Status(ctx context.Context, txID string) (twophase.Decisi
 		switch {
 		case err != nil:
 			return fmt.Errorf("%w: coordinator: %w", twophase.ErrUnreachable, err)
+		case status == http.StatusNotFound:
+			return retry.Permanent(remote(twophase.ErrUnknown, "coordinator", ans.Error))
+		case status == http.StatusGone:
+			return retry.Permanent(remote(twophase.ErrForgotten, "coordinator", ans.Error))
 		case status != http.StatusOK:
 			return fmt.Errorf("coordinator: %d %s", status, ans.Error)
 		}
 		d, err = twophase.ParseDecision(ans.Decision)
 		return retry.Permanent(err)
 	})
+	var re *remoteError
+	if errors.As(err, &re) {
+		return twophase.Pending, re
+	}
 	return d, err
 }
 

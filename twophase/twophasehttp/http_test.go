@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,5 +183,38 @@ func TestBadInput(t *testing.T) {
 	}
 	if _, err := twophasehttp.NewClient("a", "http://x", twophasehttp.WithTimeout(0)); err == nil {
 		t.Error("a zero timeout was accepted")
+	}
+}
+
+// Status of an ID that no coordinator began is a 404, which the client
+// reads as twophase.ErrUnknown at once, without retrying.
+func TestStatusOfAnUnknownID(t *testing.T) {
+	f := newFixture(t)
+	log, _ := journal.NewMemory()
+	c, err := twophase.NewCoordinator(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	status, err := twophasehttp.StatusHandler(c, f.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		status.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	sc, err := twophasehttp.NewStatusClient(srv.URL, f.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := sc.Status(context.Background(), "never-begun")
+	if d != twophase.Pending || !errors.Is(err, twophase.ErrUnknown) || requests.Load() != 1 {
+		t.Fatalf("Status = %v, %v after %d requests; want Pending, ErrUnknown, 1", d, err, requests.Load())
+	}
+	if p, _ := log.Pending(context.Background()); len(p) != 0 {
+		t.Fatalf("Status wrote to the journal: %q", p)
 	}
 }

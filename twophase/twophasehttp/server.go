@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -134,7 +133,8 @@ type StatusSource interface {
 
 // StatusHandler serves a coordinator's Status to participants in doubt:
 // GET PathStatus?tx=ID answers {"tx": ID, "decision": "committed"} (or
-// "aborted", "pending").
+// "aborted", "pending"); 404 for an ID that no coordinator on its journal
+// began (twophase.ErrUnknown), 410 for one forgotten, 503 otherwise.
 func StatusHandler(c StatusSource, opts ...Option) (http.Handler, error) {
 	if c == nil {
 		return nil, errors.New("twophasehttp: StatusHandler: the coordinator is nil")
@@ -151,8 +151,13 @@ func StatusHandler(c StatusSource, opts ...Option) (http.Handler, error) {
 				return http.StatusBadRequest, answer{Error: "missing ?tx=ID"}
 			}
 			d, err := c.Status(ctx, tx)
-			if err != nil {
-				return http.StatusServiceUnavailable, answer{Tx: tx, Error: fmt.Sprint(err)}
+			switch {
+			case errors.Is(err, twophase.ErrUnknown):
+				return http.StatusNotFound, answer{Tx: tx, Error: err.Error()}
+			case errors.Is(err, twophase.ErrForgotten):
+				return http.StatusGone, answer{Tx: tx, Error: err.Error()}
+			case err != nil:
+				return http.StatusServiceUnavailable, answer{Tx: tx, Error: err.Error()}
 			}
 			return http.StatusOK, answer{Tx: tx, Decision: d.String()}
 		})
