@@ -50,12 +50,16 @@ func NewCoordinator(log journal.Log, opts ...Option) (*Coordinator, error) {
 //  4. Commit (or Abort) is repeated, under the phase-2 retry policy, until
 //     every participant acknowledges; then End is written.
 //
-// It returns Committed and nil once every participant has committed; an
-// abort returns Aborted and a *VoteError, or the caller's context error
-// when ctx ended before the decision. When ctx ends after the decision,
-// or the retry policy gives up on a participant, it returns the durable
-// decision and an error matching ErrInDoubt, and the coordinator goes on
-// (or Recover does).
+// It all runs on a goroutine of the coordinator's, and Execute returns
+// Committed and nil once every participant has committed; an abort
+// returns Aborted and a *VoteError. When ctx ends first, Execute returns
+// at once, even while a journal call hangs: before the decision with
+// Aborted and an error matching ErrAborted and ctx's error (the
+// transaction then aborts); while the commit decision is being written
+// with Pending and an error matching ErrInDoubt (ask Status); after the
+// decision with the decision and ErrInDoubt. ErrInDoubt also says that the
+// phase-2 retry policy gave up on a participant; the resolver goes on
+// (WithResolver), or else Recover.
 //
 // An ID that has ended returns its recorded decision; one that is
 // unfinished is taken over and driven as Recover would, with the

@@ -33,19 +33,49 @@
 // phase-2 retry policy until every participant acknowledges, and then End
 // is written. Once a transaction has begun its membership is frozen.
 //
-// Status answers a participant in doubt. A transaction this coordinator is
-// still deciding is Pending. One that began without a decision and is not
-// live here is aborted durably first, which fences off the coordinator
-// that may still be deciding it elsewhere. An ID with no record is Aborted,
-// the presumption; the coordinator records it as such, so that it can
-// never commit after all.
+// Every transaction runs, from Begin to End, on one goroutine that the
+// coordinator owns; Execute waits for it. When the caller's ctx ends
+// before the decision, Execute returns Aborted at once and the transaction
+// aborts, for the decision and the caller's leaving exclude each other:
+// a caller told Aborted is never contradicted by a commit. When ctx ends
+// while the commit decision is being written, Execute returns Pending and
+// an error matching ErrInDoubt (Status tells the outcome); after the
+// decision, the decision and ErrInDoubt. Phase 2 goes on either way, even
+// while a journal call hangs.
 //
-// When the caller's ctx ends before the decision, the transaction aborts.
-// After it, Execute returns at once with the durable decision and an error
-// matching ErrInDoubt, and phase 2 goes on, on goroutines the coordinator
-// owns; Close waits for them, or stops them and leaves the rest to Recover.
-// Recover takes every unfinished transaction over with a higher epoch,
-// re-drives its decision, and aborts those that have none.
+// When the phase-2 retry policy gives up on a participant, Execute
+// returns ErrInDoubt and the resolver, which the coordinator owns, goes
+// on: it re-sends the decision to the participants that have not
+// acknowledged, once each per round, with exponential backoff
+// (WithResolver; on by default, from one second to a minute), until all
+// have, and then writes End. Close stops it, and leaves the transaction
+// to Recover, which takes every unfinished transaction over with a
+// higher epoch, re-drives its decision, and aborts those that have none.
+//
+// # Status
+//
+// Status answers a participant in doubt, and only ever with a decision
+// that is durable: Pending while this coordinator is still deciding, or
+// writing its decision. A transaction that began without a decision and
+// is not live here is aborted, durably, before the answer; that record's
+// higher epoch fences off the coordinator that may still be deciding it
+// elsewhere, and if that coordinator's commit lands first, the abort is
+// refused and Status answers the commit.
+//
+// An ID with no record at all is ErrUnknown, and Status writes nothing
+// for it, so that no client can grow the journal by asking about made-up
+// IDs, or abort an ID that a caller will use later. This keeps atomicity
+// because a participant can only be prepared by a coordinator that has
+// made Begin durable first: Execute forces Begin before the first
+// Prepare, an acknowledged record is never lost, and a transaction's
+// records are forgotten (ErrForgotten) only after End, which follows every
+// participant's acknowledgement. So a participant that holds an ID
+// prepared and is told ErrUnknown was prepared by no coordinator on this
+// journal (it asks the wrong one, or the call did not come from a
+// coordinator); it stays in doubt, which is safe, rather than act on a
+// guess. And an ID that no coordinator has begun can still be begun: if a
+// Begin is being written while Status looks, the Prepares that follow it
+// find a coordinator that knows the transaction.
 //
 // # Telemetry
 //
@@ -53,9 +83,12 @@
 // phase and for the commit or abort phase, and a 2pc.call span for each
 // call to a participant, with its name, vote and attempt. Recovery and
 // Status answers have spans of their own; a recovered transaction's span
-// links to the span that began it. Metrics count transactions by
-// decision, time the phases, count phase-2 retries and show the
-// transactions in doubt. README.md's Telemetry reference lists every name.
+// links to the span that began it, and carries the baggage that Begin
+// recorded. Each round of the resolver is a 2pc.resolve root span, linked
+// to the transaction's. Metrics count transactions by decision, time the
+// phases, count phase-2 retries (the resolver's included) and show the
+// transactions in doubt until End. README.md's Telemetry reference lists
+// every name.
 //
 // # Pitfalls
 //
