@@ -69,6 +69,21 @@ func (t *Telemetry) ObservableUpDownCounter(name, unit, description string) metr
 	return orNoop[metric.Int64ObservableUpDownCounter](c, err, noop.Int64ObservableUpDownCounter{})
 }
 
+// ObservableCounter returns a monotonic counter read by a callback, for
+// totals kept in atomics on a hot path. Register its callback with
+// [Telemetry.Observe].
+func (t *Telemetry) ObservableCounter(name, unit, description string) metric.Int64ObservableCounter {
+	c, err := t.Meter.Int64ObservableCounter(name, metric.WithUnit(unit), metric.WithDescription(description))
+	return orNoop[metric.Int64ObservableCounter](c, err, noop.Int64ObservableCounter{})
+}
+
+// ObservableGauge returns a gauge read by a callback, for a current value
+// such as a probability. Register its callback with [Telemetry.Observe].
+func (t *Telemetry) ObservableGauge(name, unit, description string) metric.Float64ObservableGauge {
+	g, err := t.Meter.Float64ObservableGauge(name, metric.WithUnit(unit), metric.WithDescription(description))
+	return orNoop[metric.Float64ObservableGauge](g, err, noop.Float64ObservableGauge{})
+}
+
 // Observe registers cb to report insts at each collection and returns the
 // function that unregisters it, which the owner's Close calls. A failed
 // registration is reported to otel.Handle and gives a no-op unregister.
