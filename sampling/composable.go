@@ -62,7 +62,7 @@ type fixed struct {
 }
 
 func (f *fixed) Intent(Params) Intent { return f.intent }
-func (f *fixed) Description() string   { return f.name }
+func (f *fixed) Description() string  { return f.name }
 
 var (
 	alwaysOn  = &fixed{intent: reliableAt(AlwaysThreshold), name: "AlwaysOn"}

@@ -60,7 +60,7 @@ type predicate struct {
 }
 
 func (f predicate) Matches(p Params) bool { return f.match(p) }
-func (f predicate) Description() string    { return f.desc }
+func (f predicate) Description() string   { return f.desc }
 
 // Any matches every span.
 func Any() Predicate { return predicate{func(Params) bool { return true }, "true"} }

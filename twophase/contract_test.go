@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/otelpatterns/journal"
 	"github.com/otelpatterns/otelpatterns/twophase"
 )
@@ -333,5 +334,109 @@ func TestVoteErrorSaysEachThingOnce(t *testing.T) {
 		if d != twophase.Aborted || err == nil || err.Error() != want || !errors.Is(err, twophase.ErrVoteNo) {
 			t.Errorf("remote %t: Execute = %v, %v; want %q", remote, d, err, want)
 		}
+	}
+}
+
+// A takeover that lands before A's commit decision fences it: A's Execute
+// answers with the journal's abort, not with the journal's refusal.
+func TestFencedCommitAnswersTheJournalsDecision(t *testing.T) {
+	mem, _ := journal.NewMemory()
+	ja := holding(mem)
+	commit := ja.hold("2pc.commit")
+	_, rs, ps := locals(t, "p1", "p2")
+	a, _ := twophase.NewCoordinator(ja, twophase.WithParticipants(ps...))
+	b, _ := twophase.NewCoordinator(mem, twophase.WithParticipants(ps...))
+	var d twophase.Decision
+	var err error
+	executed := make(chan struct{})
+	go func() {
+		defer close(executed)
+		d, err = a.Execute(context.Background(), "t1", ps...)
+	}()
+	await(t, commit.entered, "A's commit append")
+	if got, serr := b.Status(context.Background(), "t1"); got != twophase.Aborted || serr != nil {
+		t.Fatalf("B's Status = %v, %v; want its durable abort", got, serr)
+	}
+	commit.let()
+	await(t, executed, "A's Execute")
+	if d != twophase.Aborted || !errors.Is(err, twophase.ErrAborted) {
+		t.Fatalf("Execute = %v, %v; want Aborted, ErrAborted", d, err)
+	}
+	_ = a.Close(context.Background())
+	_ = b.Close(context.Background())
+	for _, r := range rs {
+		r.mu.Lock()
+		if r.committed["t1"] != 0 {
+			t.Error("a participant committed")
+		}
+		r.mu.Unlock()
+	}
+}
+
+// A caller's cancellation cause reaches Execute's error, and the error
+// still matches the ctx's.
+func TestCancelCauseIsKept(t *testing.T) {
+	w := newWorld(t)
+	c, _ := twophase.NewCoordinator(w.mem, twophase.WithPrepareTimeout(time.Minute))
+	defer c.Close(context.Background())
+	a, b := w.participant("a"), w.participant("b")
+	b.slow["t1"] = true
+	why := errors.New("the client went away")
+	ctx, cancel := context.WithTimeoutCause(context.Background(), 20*time.Millisecond, why)
+	defer cancel()
+	d, err := c.Execute(ctx, "t1", a, b)
+	if d != twophase.Aborted || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, why) || !errors.Is(err, twophase.ErrAborted) {
+		t.Fatalf("Execute = %v, %v; want Aborted, matching the deadline and its cause", d, err)
+	}
+}
+
+// A transaction whose participant no coordinator here knows is aborted
+// once, durably, so that Status can answer; later Recovers write nothing
+// more, and the in_doubt gauge stays at zero.
+func TestRecoverWithAnUnknownParticipantWritesOnce(t *testing.T) {
+	rec := telemetrytest.NewRecorders(t)
+	mem, _ := journal.NewMemory()
+	_ = mem.Append(context.Background(), "t1", 0, journal.Record{Epoch: 1, Kind: "2pc.begin", Payload: []byte(`{"participants":["ghost"]}`)})
+	c, _ := twophase.NewCoordinator(mem, twophase.WithMeterProvider(rec.MeterProvider))
+	defer c.Close(context.Background())
+	var sizes []int
+	for range 3 {
+		reports, err := c.Recover(context.Background())
+		if err != nil || len(reports) != 1 || !errors.Is(reports[0].Err, twophase.ErrUnknownParticipant) {
+			t.Fatalf("Recover = %+v, %v; want ErrUnknownParticipant", reports, err)
+		}
+		recs, _ := mem.Load(context.Background(), "t1")
+		sizes = append(sizes, len(recs))
+	}
+	if sizes[0] != 3 || sizes[1] != 3 || sizes[2] != 3 {
+		t.Fatalf("records after each Recover: %v; want the Begin and one owner and abort, no more", sizes)
+	}
+	if d, err := c.Status(context.Background(), "t1"); d != twophase.Aborted || err != nil {
+		t.Fatalf("Status = %v, %v", d, err)
+	}
+	if got := inDoubt(t, rec); got != 0 {
+		t.Fatalf("in_doubt = %d", got)
+	}
+}
+
+// The in_doubt gauge counts the transactions a coordinator holds decided
+// and unacknowledged: it returns to zero once they end, also when they
+// went through Recover after the resolver was off.
+func TestInDoubtReturnsToZero(t *testing.T) {
+	rec := telemetrytest.NewRecorders(t)
+	w := newWorld(t)
+	a, b := w.participant("a"), w.participant("b")
+	c := w.coordinator(twophase.WithResolver(0, 0), twophase.WithMeterProvider(rec.MeterProvider))
+	defer c.Close(context.Background())
+	b.commitFails["t1"] = 10
+	if _, err := c.Execute(context.Background(), "t1", a, b); !errors.Is(err, twophase.ErrInDoubt) {
+		t.Fatalf("Execute = %v; want in doubt", err)
+	}
+	b.commitFails["t1"] = 0
+	if reports, err := c.Recover(context.Background()); err != nil || len(reports) != 1 || reports[0].Err != nil {
+		t.Fatalf("Recover = %+v, %v", reports, err)
+	}
+	if got := inDoubt(t, rec); got != 0 {
+		t.Fatalf("in_doubt = %d after the transaction ended", got)
 	}
 }

@@ -92,13 +92,43 @@ func (c *Coordinator) Execute(ctx context.Context, txID string, participants ...
 	t.encodeBegin(ctx)
 	t.start(t.execute)
 	d, err := t.wait(ctx, true)
-	if d == Pending && !t.hasBegun() && errors.Is(err, journal.ErrConflict) {
-		// Another coordinator began the same ID first: answer as for it.
+	switch {
+	case d != Pending || !refused(err):
+		return d, err
+	case !t.hasBegun():
+		// Another coordinator began the same ID first: answer as for any
+		// ID the journal has.
 		if recs, lerr := c.log.Load(ctx, txID); lerr == nil && len(recs) > 0 {
 			return c.executeLogged(ctx, txID, recs)
 		}
+		return d, err
 	}
-	return d, err
+	// Another coordinator took it over before the decision landed here.
+	return c.answerFromJournal(ctx, txID, err)
+}
+
+// refused reports a journal that refused an append because another
+// coordinator wrote first.
+func refused(err error) bool {
+	return errors.Is(err, journal.ErrConflict) || errors.Is(err, journal.ErrFenced) || errors.Is(err, journal.ErrEnded)
+}
+
+// answerFromJournal answers Execute for a transaction that another
+// coordinator took over: with the journal's decision, and cause.
+func (c *Coordinator) answerFromJournal(ctx context.Context, txID string, cause error) (Decision, error) {
+	recs, err := c.log.Load(ctx, txID)
+	h, ok, herr := readHistory(recs)
+	switch {
+	case err != nil || herr != nil || !ok:
+		return Pending, fmt.Errorf("%w: %q: another coordinator took it over; ask Status (%w)", ErrInDoubt, txID, cause)
+	case h.decision == Aborted:
+		return Aborted, fmt.Errorf("%w: %q: another coordinator took it over before the decision, and aborted it (%w)", ErrAborted, txID, cause)
+	case h.decision == Committed && h.ended:
+		return Committed, nil
+	case h.decision == Committed:
+		return Committed, fmt.Errorf("%w: %q: another coordinator drives it (%w)", ErrInDoubt, txID, cause)
+	}
+	return Pending, fmt.Errorf("%w: %q: another coordinator took it over; ask Status (%w)", ErrInDoubt, txID, cause)
 }
 
 // executeLogged answers Execute for an ID the journal has.
@@ -191,6 +221,11 @@ func (c *Coordinator) takeOver(ctx context.Context, id string, h *history) (*tx,
 		}
 	}
 	c.mu.Unlock()
+	if len(missing) > 0 && h.decision != Pending {
+		// Its decision is durable, so there is nothing to write, and no
+		// way to drive it without them.
+		return nil, fmt.Errorf("twophase: take over %q: %w: %q (give the coordinator WithParticipants)", id, ErrUnknownParticipant, missing)
+	}
 	t := newTx(c, id, parts, h.epoch+1)
 	t.recovered, t.missing, t.begun = true, missing, true
 	t.seq, t.durable = h.seq, h.decision
@@ -308,7 +343,11 @@ func (c *Coordinator) Recover(ctx context.Context) (reports []Report, err error)
 				continue
 			}
 		}
-		reports = append(reports, Report{TxID: id, Decision: Pending, Err: err})
+		d := Pending
+		if h != nil {
+			d = h.decision
+		}
+		reports = append(reports, Report{TxID: id, Decision: d, Err: err})
 	}
 	for _, t := range running {
 		d, err := t.wait(ctx, false)

@@ -68,12 +68,12 @@
 // because a participant can only be prepared by a coordinator that has
 // made Begin durable first: Execute forces Begin before the first
 // Prepare, an acknowledged record is never lost, and a transaction's
-// records are forgotten (ErrForgotten) only after End, which follows every
-// participant's acknowledgement. So a participant that holds an ID
-// prepared and is told ErrUnknown was prepared by no coordinator on this
-// journal (it asks the wrong one, or the call did not come from a
-// coordinator); it stays in doubt, which is safe, rather than act on a
-// guess. And an ID that no coordinator has begun can still be begun: if a
+// records are forgotten (ErrForgotten, then nothing once the tombstone's
+// horizon has passed) only after End, which follows every participant's
+// acknowledgement. So a participant that holds an ID prepared and is told
+// ErrUnknown was not prepared by a coordinator on this journal (it asks
+// the wrong one, or the call did not come from a coordinator); it stays
+// in doubt, which is safe, rather than act on a guess. And an ID that no coordinator has begun can still be begun: if a
 // Begin is being written while Status looks, the Prepares that follow it
 // find a coordinator that knows the transaction.
 //

@@ -36,6 +36,7 @@ const (
 	crashA  event = "crash A"             // A's process dies: its calls fail from now on
 	cancelA event = "A's caller gives up" // Execute's ctx is cancelled
 	tick    event = "time passes"         // the clock jumps past the prepare timeout
+	closeA  event = "A closes at once"    // A.Close with a ctx that has ended
 )
 
 // explore is one exploration's cast.
@@ -377,6 +378,13 @@ loop:
 		case tick:
 			r.mu.Unlock()
 			time.Sleep(2 * time.Second)
+		case closeA:
+			r.mu.Unlock()
+			wg.Go(func() {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				_ = r.a.Close(ctx)
+			})
 		}
 	}
 	if r.failure != "" {
@@ -447,6 +455,12 @@ func (r *run) settle(yes []bool) {
 		r.fail("Execute returned %v (%v), but the decision is %v", d, err, final)
 	case d == twophase.Committed && err != nil && !errors.Is(err, twophase.ErrInDoubt):
 		r.fail("Execute returned Committed with an error that is not in doubt: %v", err)
+	case d == twophase.Aborted && !errors.Is(err, twophase.ErrAborted):
+		r.fail("Execute returned Aborted with an error that is not ErrAborted: %v", err)
+	case d == twophase.Pending && !errors.Is(err, twophase.ErrInDoubt) && !errors.Is(err, errCrash) && !errors.Is(err, twophase.ErrClosed):
+		// Pending is for an outcome the caller cannot know yet; a crashed
+		// process returns nothing at all.
+		r.fail("Execute returned Pending with an error that is neither in doubt nor the crash: %v", err)
 	}
 	for _, l := range r.locals {
 		if final != twophase.Pending && slices.Contains(l.InDoubt(), exploreTx) {
@@ -525,7 +539,7 @@ func TestExploreExhaustive(t *testing.T) {
 
 // TestExploreRandom draws 10,000 interleavings of a larger cast from
 // fixed seeds: three participants, Status to both coordinators, B's
-// Recover, and every event.
+// Recover, and every event, A's Close among them.
 func TestExploreRandom(t *testing.T) {
 	n := 10000
 	if testing.Short() {
@@ -534,7 +548,7 @@ func TestExploreRandom(t *testing.T) {
 	e := explore{
 		participants: 3,
 		actors:       []actor{resolveVia(0, "B"), resolveVia(1, "B"), resolveVia(2, "A"), resolveVia(0, "A"), recoverB()},
-		events:       []event{crashA, cancelA, tick},
+		events:       []event{crashA, cancelA, tick, closeA},
 	}
 	start := time.Now()
 	steps := 0

@@ -82,7 +82,7 @@ var (
 	// not the caller) knows yet: decided and not acknowledged by every
 	// participant, or its commit decision still being written when the
 	// caller left. The coordinator goes on driving it; Status tells.
-	ErrInDoubt = errors.New("twophase: decided, not yet acknowledged by every participant")
+	ErrInDoubt = errors.New("twophase: outcome not yet known to every participant")
 	// ErrClosed is a call after Close.
 	ErrClosed = errors.New("twophase: coordinator closed")
 	// ErrUnknownParticipant is a logged participant that the coordinator
@@ -90,11 +90,12 @@ var (
 	ErrUnknownParticipant = errors.New("twophase: unknown participant")
 	// ErrForgotten is a transaction that ended and was forgotten.
 	ErrForgotten = errors.New("twophase: transaction ended and was forgotten")
-	// ErrUnknown is Status of an ID that the coordinator's journal has no
-	// record of: no coordinator on it began that transaction, so no
-	// participant can have prepared it there. Ask the coordinator (or
-	// journal) that began it.
-	ErrUnknown = errors.New("twophase: no coordinator on this journal began the transaction")
+	// ErrUnknown is Status of an ID that the coordinator's journal holds no
+	// record of: no coordinator on it began that transaction, or it ended
+	// so long ago that even its tombstone is gone. Either way no
+	// participant is in doubt about it there; one that holds it prepared
+	// asks the wrong coordinator.
+	ErrUnknown = errors.New("twophase: the journal holds no record of the transaction")
 )
 
 // VoteError is the failure of a transaction's prepare phase: who voted no,

@@ -20,9 +20,10 @@ import (
 
 // tx is one transaction that this coordinator drives. All of its work, from
 // Begin (or the takeover record) to End, runs on one goroutine that the
-// coordinator owns (run); callers only wait for it. That goroutine alone
-// appends, so epoch and seq need no lock, and no lock is ever held across
-// a journal or participant call.
+// coordinator owns (see start); callers only wait for it. That goroutine
+// alone appends (the abort decision on a helper that it waits for before
+// the next append), so epoch and seq need no lock, and no lock is ever
+// held across a journal or participant call.
 //
 // Two decisions are kept apart: outcome is what this coordinator drives,
 // durable is what the journal holds. They differ while a decision is being
@@ -41,10 +42,11 @@ type tx struct {
 	// ctx carries the transaction's span and the caller's values, and
 	// outlives the caller; stop cancels it when the coordinator gives up
 	// (Close). A recovered transaction's resolver spans link to span.
-	ctx   context.Context
-	stop  context.CancelCauseFunc
-	span  trace.Span
-	ended bool // span ended; touched by run's goroutine only
+	ctx     context.Context
+	stop    context.CancelCauseFunc
+	span    trace.Span
+	ended   bool // span ended; touched by run's goroutine only
+	counted bool // in the in_doubt gauge; touched by run's goroutine only
 
 	epoch, seq uint64 // of the journal; run's goroutine alone appends
 
@@ -136,8 +138,7 @@ func (t *tx) takeOver() {
 	t.mu.Lock()
 	t.outcome = t.durable
 	t.mu.Unlock()
-	t.decided()
-	if len(t.missing) > 0 {
+	if len(t.missing) > 0 { // its durable abort answers Status; no phase 2 here
 		t.fail(fmt.Errorf("%w: %q (give the coordinator WithParticipants)", ErrUnknownParticipant, t.missing))
 		return
 	}
@@ -159,7 +160,7 @@ func (t *tx) append(recs ...journal.Record) error {
 	defer t.mu.Unlock()
 	if err != nil {
 		if t.dead == nil {
-			t.dead = fmt.Errorf("twophase %q: journal: %w", t.id, err)
+			t.dead = fmt.Errorf("twophase %q: %w", t.id, err)
 		}
 		t.settle()
 		return t.dead
@@ -298,8 +299,11 @@ func (t *tx) abandon(cause error) bool {
 	return true
 }
 
-// decided counts a transaction with a decision as in doubt, until End.
+// decided counts a transaction with a decision as in doubt here, until it
+// leaves this coordinator (finish): at End, or when the coordinator stops
+// driving it, after which the next Recover counts it again.
 func (t *tx) decided() {
+	t.counted = true
 	t.c.ins.inDoubt.Add(t.ctx, 1)
 }
 
@@ -313,9 +317,7 @@ func (t *tx) complete() {
 	if dead != nil || d == Pending {
 		return
 	}
-	if !t.recovered { // a recovered one counted itself when it took over
-		t.decided()
-	}
+	t.decided()
 	in := t.c.ins
 	op, phase := "commit", spanCommit
 	if d == Aborted {
@@ -349,7 +351,6 @@ func (t *tx) complete() {
 	// the decision again, which participants take idempotently.
 	if t.append(journal.Record{Kind: kindEnd, End: true, Payload: []byte(d.String())}) == nil {
 		in.transactions.Add(t.ctx, 1, in.byDecision[d])
-		in.inDoubt.Add(t.ctx, -1)
 	}
 }
 
@@ -462,18 +463,47 @@ func (t *tx) wait(ctx context.Context, owner bool) (Decision, error) {
 		return t.result()
 	case <-ctx.Done():
 	}
-	if owner && t.abandon(context.Cause(ctx)) {
+	select {
+	case <-t.acked: // both were ready: the outcome is known
+		return t.result()
+	default:
+	}
+	cause := ctxErr(ctx)
+	if owner && t.abandon(cause) {
 		return t.result()
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
-	case t.outcome != Pending:
-		return t.outcome, fmt.Errorf("%w: %w", ErrInDoubt, ctx.Err())
+	case t.outcome == Aborted:
+		return Aborted, fmt.Errorf("%w (%w: %w)", t.abortCause(), ErrInDoubt, cause)
+	case t.outcome == Committed:
+		return Committed, fmt.Errorf("%w: %w", ErrInDoubt, cause)
 	case t.committing:
-		return Pending, fmt.Errorf("%w: %q: the commit decision was being written; ask Status: %w", ErrInDoubt, t.id, ctx.Err())
+		return Pending, fmt.Errorf("%w: %q: the commit decision was being written; ask Status: %w", ErrInDoubt, t.id, cause)
+	case t.neverCommits():
+		return Aborted, fmt.Errorf("%w: %q: stopped before its decision: %w (%w)", ErrAborted, t.id, t.dead, cause)
 	}
-	return Pending, ctx.Err()
+	return Pending, cause
+}
+
+// neverCommits reports an undecided transaction of Execute's that stopped
+// without writing a commit decision, and will write none: by presumed
+// abort it is aborted. Not so when the journal refused a record because
+// another coordinator wrote first (the decision is that one's), nor for a
+// recovered transaction, whose decision may be durable already. Call it
+// with t.mu held.
+func (t *tx) neverCommits() bool {
+	return t.dead != nil && !t.committing && !t.recovered && !refused(t.dead)
+}
+
+// ctxErr is ctx's error, with its cause when that says more.
+func ctxErr(ctx context.Context) error {
+	err, cause := ctx.Err(), context.Cause(ctx)
+	if cause == nil || cause == err {
+		return err
+	}
+	return fmt.Errorf("%w: %w", err, cause)
 }
 
 // result is what wait returns once the outcome is known.
@@ -481,16 +511,15 @@ func (t *tx) result() (Decision, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
+	case t.outcome == Pending && t.neverCommits():
+		return Aborted, fmt.Errorf("%w: %q: stopped before its decision: %w", ErrAborted, t.id, t.dead)
 	case t.outcome == Pending:
 		if t.dead != nil {
 			return Pending, t.dead
 		}
 		return Pending, t.ackErr
 	case t.outcome == Aborted:
-		cause := t.cause
-		if cause == nil {
-			cause = fmt.Errorf("%w: %q had no commit decision when its coordinator stopped", ErrAborted, t.id)
-		}
+		cause := t.abortCause()
 		if t.ackErr != nil {
 			return Aborted, fmt.Errorf("%w (%w)", cause, t.ackErr)
 		}
@@ -498,6 +527,14 @@ func (t *tx) result() (Decision, error) {
 	default:
 		return Committed, t.ackErr
 	}
+}
+
+// abortCause is why the transaction aborted. Call it with t.mu held.
+func (t *tx) abortCause() error {
+	if t.cause != nil {
+		return t.cause
+	}
+	return fmt.Errorf("%w: %q had no commit decision when its coordinator stopped", ErrAborted, t.id)
 }
 
 // kill stops the transaction where it is: no further call or record.
@@ -525,13 +562,23 @@ func (t *tx) endSpan() {
 
 // finish publishes what is left, ends the span and leaves the coordinator.
 func (t *tx) finish() {
-	t.ack(t.deadErr())
+	// Released before anyone hears of the end, so that whoever looks again
+	// (Execute after a refused Begin, Status after a refused takeover,
+	// Recover) finds the journal, not this transaction.
+	t.c.live.Release(t.id, t)
 	t.mu.Lock()
+	err := t.dead
+	if err != nil && t.outcome != Pending {
+		err = fmt.Errorf("%w: %w", ErrInDoubt, err) // decided, and left undone here
+	}
 	t.settle()
 	t.mu.Unlock()
+	t.ack(err)
+	if t.counted {
+		t.c.ins.inDoubt.Add(t.ctx, -1)
+	}
 	t.endSpan()
-	t.c.live.Release(t.id, t)
-	t.stop(nil) // after Release: Status waits for this to look again
+	t.stop(nil)
 }
 
 func (t *tx) hasBegun() bool {

@@ -167,7 +167,7 @@ func (s *StatusClient) Status(ctx context.Context, txID string) (twophase.Decisi
 		switch {
 		case err != nil:
 			return fmt.Errorf("%w: coordinator: %w", twophase.ErrUnreachable, err)
-		case status == http.StatusNotFound:
+		case status == http.StatusNotFound && ans.Tx != "": // StatusHandler's, not a proxy's
 			return retry.Permanent(remote(twophase.ErrUnknown, "coordinator", ans.Error))
 		case status == http.StatusGone:
 			return retry.Permanent(remote(twophase.ErrForgotten, "coordinator", ans.Error))
