@@ -32,6 +32,7 @@ var floors = map[string]int{
 	"concurrency":                      3,
 	"pool":                             3,
 	"journal":                          3,
+	"sampling":                         3, // the one package on the SDK: its samplers are SDK types
 	"journal/journaltest":              4, // above journal, which it tests
 	"saga":                             4,
 	"twophase":                         4,
@@ -130,6 +131,11 @@ func TestErrsImportsOnlyTheAPI(t *testing.T) {
 	t.Fatal("package errs not found")
 }
 
+// sdkMayBeImportedBy is the one package whose code may use the SDK:
+// sampling, whose samplers are sdktrace.Samplers. Nothing else may import
+// it, so only programs that choose sampling link the SDK through the library.
+var sdkMayBeImportedBy = module + "/sampling"
+
 func TestLibraryNeverImportsSDKOrTestTools(t *testing.T) {
 	for _, p := range listPackages(t) {
 		if strings.HasSuffix(p.ImportPath, "test") { // conformance suites such as journaltest
@@ -137,9 +143,23 @@ func TestLibraryNeverImportsSDKOrTestTools(t *testing.T) {
 		}
 		for _, dep := range p.Deps {
 			for _, banned := range notInLibrary {
+				sdk := banned == "go.opentelemetry.io/otel/sdk" && !strings.HasPrefix(dep, banned+"/metric")
+				if sdk && p.ImportPath == sdkMayBeImportedBy {
+					continue
+				}
 				if dep == banned || strings.HasPrefix(dep, banned+"/") {
 					t.Errorf("%s depends on %s, which belongs in tests, examples or benchmarks only", p.ImportPath, dep)
 				}
+			}
+		}
+	}
+}
+
+func TestNothingImportsSampling(t *testing.T) {
+	for _, p := range listPackages(t) {
+		for _, imp := range p.Imports {
+			if imp == sdkMayBeImportedBy {
+				t.Errorf("%s imports sampling, and so links the SDK into every program that uses it", p.ImportPath)
 			}
 		}
 	}

@@ -49,6 +49,8 @@ type Intent struct {
 	// rootState is the tracestate of a root span kept at Threshold,
 	// built once by the rule so that the decision allocates nothing.
 	rootState trace.TraceState
+	// parents says that the parent's tracestate carries Threshold already.
+	parents bool
 }
 
 // reliableAt is an intent at t, with its root tracestate built now.
@@ -107,7 +109,7 @@ func (s *parentThreshold) Intent(p Params) Intent {
 		return alwaysOff.intent
 	}
 	if th, ok := parseTH(subValue(p.Parent.TraceState().Get(otKey), "th")); ok && th.Keeps(p.Randomness) {
-		return Intent{Threshold: th, Reliable: true}
+		return Intent{Threshold: th, Reliable: true, parents: true}
 	}
 	return unknown // sampled without a threshold, or one the randomness contradicts
 }

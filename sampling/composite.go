@@ -31,6 +31,9 @@ func (c *composite) ShouldSample(sp sdktrace.SamplingParameters) sdktrace.Sampli
 	if in.Reliable {
 		th = in.Threshold
 	}
+	if in.parents {
+		return sdktrace.SamplingResult{Decision: sdktrace.RecordAndSample, Attributes: in.Attributes, Tracestate: ts}
+	}
 	raw := subValue(ts.Get(otKey), "th")
 	switch cur, ok := parseTH(raw); {
 	case th == Never && raw == "": // nothing to write or erase

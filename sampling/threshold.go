@@ -66,34 +66,41 @@ func (t Threshold) appendTH(b []byte) []byte {
 	return append(b, strings.TrimRight(s, "0")...)
 }
 
-// parseTH reads a th value.
+// parseTH reads a th value: 1 to 14 lowercase hex digits, the rest of the
+// 14 zeros.
 func parseTH(s string) (Threshold, bool) {
-	if len(s) == 0 || len(s) > 14 || !lowerHex(s) {
+	if len(s) == 0 || len(s) > 14 {
 		return Never, false
 	}
-	v, err := strconv.ParseUint(s, 16, 64)
-	if err != nil {
-		return Never, false
-	}
-	return Threshold(v << (4 * (14 - len(s)))), true
+	v, ok := parseHex(s)
+	return Threshold(v << (4 * (14 - len(s)))), ok
 }
 
 // parseRV reads an rv value: exactly 14 lowercase hex digits.
 func parseRV(s string) (uint64, bool) {
-	if len(s) != 14 || !lowerHex(s) {
+	if len(s) != 14 {
 		return 0, false
 	}
-	v, err := strconv.ParseUint(s, 16, 64)
-	return v, err == nil
+	return parseHex(s)
 }
 
-func lowerHex(s string) bool {
+// parseHex reads up to 16 lowercase hex digits, as the tracestate writes
+// them (no upper case, no prefix).
+func parseHex(s string) (uint64, bool) {
+	var v uint64
 	for i := range len(s) {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		default:
+			return 0, false
 		}
+		v = v<<4 | uint64(c)
 	}
-	return true
+	return v, true
 }
 
 // Randomness is the 56 random bits a trace's sampling decisions share:

@@ -129,7 +129,12 @@ func run(ctx context.Context, w io.Writer, opts ...console.Option) (err error) {
 	}
 
 	fmt.Fprintln(w, "\n== 8. transfers between two ledgers, by two-phase commit ==")
-	return s.transfer(ctx, tp, mp)
+	if err := s.transfer(ctx, tp, mp); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "\n== 9. sampling: every recovery, 100 requests a second, whole traces ==")
+	return sampleTraffic(w)
 }
 
 // shipOrders sends orders on a traced channel from a request, and a

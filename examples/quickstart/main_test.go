@@ -52,10 +52,13 @@ func TestQuickstartPrintsTraceTrees(t *testing.T) {
 		"otelpatterns.twophase.decision=aborted error.type=vote_no\n",
 		"   └─ 2pc.abort\n",
 		"msg=balances alice=70 bob=30\n",
+		"second 2:  1000 requests,   92 kept (probability now 0.1000); children kept with their parents: true; recovery kept: true\n",
+		"second 5: 10000 requests,   92 kept (probability now 0.0100); children kept with their parents: true; recovery kept: true\n",
 	} {
 		assert.Contains(t, got, want)
 	}
 	assert.Equal(t, 3, bytes.Count(out.Bytes(), []byte("warehouse.lookup sku=")))
+	assert.Equal(t, 6, bytes.Count(out.Bytes(), []byte("children kept with their parents: true; recovery kept: true")))
 
 	// The log line and the error name the trace that the tree prints.
 	traceID := regexp.MustCompile(`trace ([0-9a-f]{32})\n└─ checkout`).FindStringSubmatch(got)
