@@ -45,8 +45,9 @@ type tx struct {
 	ctx     context.Context
 	stop    context.CancelCauseFunc
 	span    trace.Span
-	ended   bool // span ended; touched by run's goroutine only
-	counted bool // in the in_doubt gauge; touched by run's goroutine only
+	ended   bool  // span ended; touched by run's goroutine only
+	counted bool  // in the in_doubt gauge; touched by run's goroutine only
+	left    error // why phase 2 stopped short, for finish; run's goroutine only
 
 	epoch, seq uint64 // of the journal; run's goroutine alone appends
 
@@ -341,9 +342,14 @@ func (t *tx) complete() {
 	}
 	in.endPhase(ctx, op, span, sw, err)
 	if err != nil {
-		t.ack(fmt.Errorf("%w: %w", ErrInDoubt, err))
-		if t.deadErr() != nil || !t.resolve(op, acks) {
-			return // left to Recover
+		inDoubt := fmt.Errorf("%w: %w", ErrInDoubt, err)
+		if t.c.cfg.resolver == nil || t.deadErr() != nil {
+			t.left = inDoubt // finish tells the waiters once Recover can see it
+			return
+		}
+		t.ack(inDoubt) // the caller goes; the resolver stays
+		if !t.resolve(op, acks) {
+			return // stopped: left to Recover
 		}
 	}
 	t.ack(nil)
@@ -361,9 +367,6 @@ func (t *tx) complete() {
 // it is in doubt. It returns false when the coordinator stops it first.
 func (t *tx) resolve(op string, acks []error) bool {
 	cfg := t.c.cfg
-	if cfg.resolver == nil {
-		return false
-	}
 	t.endSpan()
 	var left []Participant
 	for i, err := range acks {
@@ -570,6 +573,9 @@ func (t *tx) finish() {
 	err := t.dead
 	if err != nil && t.outcome != Pending {
 		err = fmt.Errorf("%w: %w", ErrInDoubt, err) // decided, and left undone here
+	}
+	if err == nil {
+		err = t.left
 	}
 	t.settle()
 	t.mu.Unlock()
