@@ -91,7 +91,7 @@ func Attribute(kv attribute.KeyValue) Predicate {
 			}
 		}
 		return false
-	}, string(kv.Key) + "=" + kv.Value.Emit()}
+	}, string(kv.Key) + "=" + kv.Value.String()}
 }
 
 // Root matches spans without a parent.
