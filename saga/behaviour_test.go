@@ -271,3 +271,59 @@ func TestRecoverResumesAndMarksChangedDefinitionsStuck(t *testing.T) {
 		t.Fatalf("Stuck() = %+v", stuck)
 	}
 }
+
+// hangingLog holds back the appends of one record kind until released: a
+// disk that stopped answering.
+type hangingLog struct {
+	journal.Log
+	kind    string
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (l *hangingLog) Append(ctx context.Context, tx string, seq uint64, recs ...journal.Record) error {
+	if recs[0].Kind == l.kind {
+		l.once.Do(func() { close(l.entered) })
+		<-l.release // heeds no ctx
+	}
+	return l.Log.Append(ctx, tx, seq, recs...)
+}
+
+// Close returns when its ctx ends even while a saga's append hangs, and
+// the saga makes no further effect once the disk comes back.
+func TestCloseReturnsWithAHungJournal(t *testing.T) {
+	log := &hangingLog{Log: memLog(t), kind: "saga.step.started", entered: make(chan struct{}), release: make(chan struct{})}
+	r, err := saga.NewRunner(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var effects atomic.Int32
+	s := register(t, r, "checkout", []saga.Step[order]{
+		{Name: "charge", Action: func(_ context.Context, o order) (order, error) { effects.Add(1); return o, nil }},
+	})
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		_, _, _ = s.Run(context.Background(), "o-1", order{})
+	}()
+	<-log.entered
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close(ctx) }()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close = %v; want its ctx's error", err)
+		}
+	case <-time.After(2 * time.Second):
+		close(log.release)
+		t.Fatal("Close had not returned 2s after its 200ms ctx ended")
+	}
+	close(log.release) // the disk answers: the step's record lands, its action must not run
+	<-ran
+	if n := effects.Load(); n != 0 {
+		t.Fatalf("the stopped saga ran its action %d times after Close", n)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -50,8 +51,9 @@ type instance[S any] struct {
 	cause     error  // why the saga aborted
 	stuck     error  // why compensation gave up
 	stuckStep string
-	dead      error // the journal refused a record: stop, no further effect
-	ended     bool  // the End record is durable
+	dead      error                 // the journal refused a record: stop, no further effect
+	killed    atomic.Pointer[error] // the runner gave up (kill): dead from the next record on
+	ended     bool                  // the End record is durable
 	final     S
 	records   [2]journal.Record // what appendLocked hands the journal, reused
 }
@@ -135,6 +137,7 @@ func (in *instance[S]) isAborting() bool {
 // (the journal failed, or another runner took the saga over) stops the
 // saga here for good: no further effect.
 func (in *instance[S]) appendLocked(recs ...journal.Record) error {
+	in.noteKillLocked()
 	if in.dead != nil {
 		return in.dead
 	}
@@ -147,12 +150,18 @@ func (in *instance[S]) appendLocked(recs ...journal.Record) error {
 	err := in.s.r.log.Append(in.journalCtx, in.id, in.seq, buf...)
 	clear(buf)
 	if err != nil {
-		in.dead = fmt.Errorf("saga %q: journal: %w", in.id, err)
+		in.noteKillLocked()
+		if in.dead == nil {
+			in.dead = fmt.Errorf("saga %q: journal: %w", in.id, err)
+		}
 		in.cancelSteps()
 		return in.dead
 	}
 	in.seq += uint64(len(recs))
-	return nil
+	// Killed meanwhile: what landed stays (Recover reads it), and nothing
+	// follows it here.
+	in.noteKillLocked()
+	return in.dead
 }
 
 // abortLocked makes the abort durable, once: no action starts after it.
@@ -177,14 +186,25 @@ func (in *instance[S]) abortBy(cause error) {
 	in.abortLocked("", cause)
 }
 
-// kill stops the saga where it is, with no further effect.
+// kill stops the saga where it is, with no further effect. It never waits
+// for the journal call in flight (a hung disk must not hang Close): it
+// cancels the actions, and the next record the saga would write is
+// refused instead.
 func (in *instance[S]) kill(cause error) {
-	in.mu.Lock()
-	if in.dead == nil {
-		in.dead = cause
-	}
-	in.mu.Unlock()
+	in.killed.CompareAndSwap(nil, &cause)
 	in.stop(cause)
+	if in.mu.TryLock() {
+		in.noteKillLocked()
+		in.mu.Unlock()
+	}
+}
+
+// noteKillLocked makes a kill the saga's dead error, if it is not dead
+// already.
+func (in *instance[S]) noteKillLocked() {
+	if k := in.killed.Load(); k != nil && in.dead == nil {
+		in.dead = *k
+	}
 }
 
 // snapshot returns the durable state and the outcome so far, for a caller
