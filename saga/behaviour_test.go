@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/otelpatterns/otelpatterns/journal"
 	"github.com/otelpatterns/otelpatterns/retry"
 	"github.com/otelpatterns/otelpatterns/saga"
@@ -70,6 +73,10 @@ func TestStuckSagaIsListedRetriedAndResolved(t *testing.T) {
 	stuck, err := r.Stuck(ctx)
 	if err != nil || len(stuck) != 2 || stuck[0].ID != "o-1" || stuck[0].Step != "charge" {
 		t.Fatalf("Stuck() = %+v, %v", stuck, err)
+	}
+	// Run on a stuck saga's ID says so, and runs nothing.
+	if _, o, err := s.Run(ctx, "o-1", order{}); o != saga.Stuck || !errors.Is(err, saga.ErrStuck) || calls.Load() != 6 {
+		t.Fatalf("Run of a stuck ID = %v, %v; want Stuck", o, err)
 	}
 	// Recover leaves stuck sagas alone.
 	if _, err := r.Recover(ctx); err != nil || calls.Load() != 6 {
@@ -325,5 +332,42 @@ func TestCloseReturnsWithAHungJournal(t *testing.T) {
 	<-ran
 	if n := effects.Load(); n != 0 {
 		t.Fatalf("the stopped saga ran its action %d times after Close", n)
+	}
+}
+
+// The steps of a saga resumed after a crash see the baggage of the caller
+// that began it, as they see its trace (linked).
+func TestRecoveryCarriesBaggage(t *testing.T) {
+	mem := memLog(t)
+	crashing := &crashLog{Log: mem, atAppend: 4} // Begin, charge started and done, then ship dies
+	prop := saga.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	var mu sync.Mutex
+	var tenants []string
+	steps := []saga.Step[order]{
+		{Name: "charge", Action: noop},
+		{Name: "ship", Action: func(ctx context.Context, o order) (order, error) {
+			mu.Lock()
+			tenants = append(tenants, baggage.FromContext(ctx).Member("tenant").Value())
+			mu.Unlock()
+			return o, nil
+		}},
+	}
+	first := newRunner(t, crashing, prop)
+	s := register(t, first, "checkout", steps)
+	member, _ := baggage.NewMember("tenant", "acme")
+	bag, _ := baggage.New(member)
+	if _, o, _ := s.Run(baggage.ContextWithBaggage(context.Background(), bag), "o-1", order{}); o == saga.Completed {
+		t.Fatal("the crash did not happen")
+	}
+	second := newRunner(t, mem, prop)
+	register(t, second, "checkout", steps)
+	reports, err := second.Recover(context.Background())
+	if err != nil || len(reports) != 1 || reports[0].Outcome != saga.Completed {
+		t.Fatalf("Recover = %+v, %v", reports, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(tenants) != 1 || tenants[0] != "acme" {
+		t.Fatalf("the resumed step saw tenant %q; want acme", tenants)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"sync"
 
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/errs"
@@ -187,7 +186,11 @@ func (s *Saga[S]) drive(ctx context.Context, in *instance[S]) (S, Outcome, error
 // the outcome of an ended one, or err.
 func (s *Saga[S]) recorded(id string, recs []journal.Record, err error) (S, Outcome, error) {
 	var zero S
-	if err != nil {
+	var se *Error
+	switch {
+	case errors.As(err, &se) && se.Outcome != Pending: // a stuck saga says so
+		return zero, se.Outcome, err
+	case err != nil:
 		return zero, Pending, err
 	}
 	h, ok, err := readHistory(recs)
@@ -225,8 +228,7 @@ func (s *Saga[S]) begin(ctx context.Context, id string, initial S) (*instance[S]
 		return nil, live, err
 	}
 	ctx = in.open(ctx, false, trace.SpanContext{})
-	carrier := propagation.MapCarrier{}
-	s.r.cfg.tel.Propagators().Inject(ctx, carrier)
+	carrier := s.r.ins.tel.Record(ctx)
 	if err := json.Unmarshal(state, &in.state); err != nil {
 		in.stopBeforeStart(err)
 		return nil, nil, err
@@ -285,7 +287,9 @@ func (s *Saga[S]) takeOver(ctx context.Context, id string, h *history) (*instanc
 	if live, err := s.r.claim(in.h); live != nil || err != nil {
 		return nil, live, err
 	}
-	begun := trace.SpanContextFromContext(s.r.cfg.tel.Propagators().Extract(context.Background(), propagation.MapCarrier(h.carrier)))
+	// The saga goes on in its first caller's name: its trace linked, and
+	// its baggage, as Begin recorded them.
+	ctx, begun := s.r.ins.tel.Resume(ctx, h.carrier)
 	in.open(ctx, true, begun)
 	in.epoch = h.epoch + 1
 	kinds := []journal.Record{{Kind: kindOwner}}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sync"
 
-	"go.opentelemetry.io/otel/baggage"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/errs"
@@ -237,11 +235,8 @@ func (c *Coordinator) takeOver(ctx context.Context, id string, h *history) (*tx,
 	}
 	// The recovered transaction goes on in the caller's name: with its
 	// trace linked, and its baggage, as Begin recorded them.
-	begun := c.cfg.tel.Propagators().Extract(context.Background(), propagation.MapCarrier(h.carrier))
-	if bag := baggage.FromContext(begun); bag.Len() > 0 {
-		ctx = baggage.ContextWithBaggage(ctx, bag)
-	}
-	t.open(ctx, trace.SpanContextFromContext(begun))
+	ctx, begun := c.ins.tel.Resume(ctx, h.carrier)
+	t.open(ctx, begun)
 	t.start(t.takeOver)
 	return t, nil
 }

@@ -103,8 +103,7 @@ func (t *tx) encodeBegin(ctx context.Context) {
 	for i, p := range t.parts {
 		names[i] = p.Name()
 	}
-	t.carrier = propagation.MapCarrier{}
-	t.c.cfg.tel.Propagators().Inject(ctx, t.carrier)
+	t.carrier = t.c.ins.tel.Record(ctx)
 	t.payload = encode(beginPayload{Participants: names})
 }
 
