@@ -2,6 +2,7 @@ package saga_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -369,5 +370,83 @@ func TestRecoveryCarriesBaggage(t *testing.T) {
 	defer mu.Unlock()
 	if len(tenants) != 1 || tenants[0] != "acme" {
 		t.Fatalf("the resumed step saw tenant %q; want acme", tenants)
+	}
+}
+
+type cart struct {
+	Items map[string]int `json:"items"`
+}
+
+// A step that changes its state and then fails changed only its own copy:
+// the compensations see the state as the journal holds it, as they would
+// after a crash.
+func TestAFailedStepsChangesStayInItsCopy(t *testing.T) {
+	var seen map[string]int
+	def, err := saga.New("cart", 1, []saga.Step[cart]{
+		{Name: "reserve", Action: func(_ context.Context, c cart) (cart, error) {
+			c.Items["sku-1"] = 1
+			return c, nil
+		}, Compensate: func(_ context.Context, c cart) error { seen = c.Items; return nil }},
+		{Name: "charge", Action: func(_ context.Context, c cart) (cart, error) {
+			c.Items["sku-2"] = 99 // written into its input, then it fails
+			return c, errors.New("declined")
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := saga.Register(newRunner(t, memLog(t)), def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, o, _ := s.Run(context.Background(), "c-1", cart{Items: map[string]int{}}); o != saga.Compensated {
+		t.Fatalf("outcome %v", o)
+	}
+	if len(seen) != 1 || seen["sku-1"] != 1 {
+		t.Fatalf("the compensation saw %v; want only what the journal holds, {sku-1: 1}", seen)
+	}
+}
+
+// brittle journals, but does not decode once V is above 1.
+type brittle struct{ V int }
+
+func (b *brittle) UnmarshalJSON(data []byte) error {
+	var v struct{ V int }
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	if v.V > 1 {
+		return errors.New("V above 1 does not decode")
+	}
+	b.V = v.V
+	return nil
+}
+
+// A state that cannot be copied fails the saga before the steps that
+// needed the copy, with an error that says so: no step runs on a zero
+// value.
+func TestAStateThatCannotBeCopiedFailsBeforeTheStep(t *testing.T) {
+	var zeroRuns atomic.Int32
+	parallel := func(_ context.Context, b brittle) (brittle, error) {
+		if b.V == 0 {
+			zeroRuns.Add(1)
+		}
+		return b, nil
+	}
+	def, err := saga.New("brittle", 1, []saga.Step[brittle]{
+		{Name: "a", Action: func(context.Context, brittle) (brittle, error) { return brittle{V: 2}, nil }},
+		{Name: "b", Action: parallel, After: []string{"a"}},
+		{Name: "c", Action: parallel, After: []string{"a"}},
+	}, saga.WithMerge(func(_ brittle, _ string, r brittle) brittle { return r }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := saga.Register(newRunner(t, memLog(t)), def)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, o, err := s.Run(context.Background(), "b-1", brittle{})
+	if o == saga.Completed || err == nil || !strings.Contains(err.Error(), "cannot be copied") || zeroRuns.Load() != 0 {
+		t.Fatalf("Run = %v, %v, with %d steps run on a zero state; want a failure that names the copy", o, err, zeroRuns.Load())
 	}
 }

@@ -73,6 +73,34 @@ func BenchmarkStepOverhead(b *testing.B) {
 			}
 		})
 	}
+	// A state that holds a slice: each step gets its own copy, decoded
+	// from the journaled state, where a flat state is copied plainly.
+	b.Run("steps=5/state=slice", func(b *testing.B) {
+		log, _ := journal.NewMemory()
+		r, _ := saga.NewRunner(log, saga.WithTracerProvider(tracenoop.NewTracerProvider()), saga.WithMeterProvider(metricnoop.NewMeterProvider()))
+		defer r.Close(context.Background())
+		steps := make([]saga.Step[order], 5)
+		for i := range steps {
+			steps[i] = saga.Step[order]{Name: fmt.Sprintf("step-%d", i),
+				Action: func(_ context.Context, o order) (order, error) { o.Items++; return o, nil }}
+		}
+		def, err := saga.New("bench-slice", 1, steps)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, _ := saga.Register(r, def)
+		ctx := context.Background()
+		n := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			n++
+			id := fmt.Sprintf("s-%d", n)
+			if _, _, err := s.Run(ctx, id, order{Trail: []string{"a", "b"}}); err != nil {
+				b.Fatal(err)
+			}
+			_ = log.Forget(ctx, id)
+		}
+	})
 	b.Run("baseline/steps=5", func(b *testing.B) {
 		fns := benchSteps(5)
 		ctx := context.Background()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -59,6 +60,9 @@ type Definition[S any] struct {
 	dependents  [][]int // by step index: the steps that come after it
 	merge       func(state S, step string, result S) S
 	fingerprint string
+	// flat says that S holds no references (pointers, maps, slices,
+	// interfaces...): a plain copy of it is a deep copy.
+	flat bool
 }
 
 // A DefinitionOption configures a Definition.
@@ -103,7 +107,27 @@ func New[S any](name string, version int, steps []Step[S], opts ...DefinitionOpt
 		return nil, fmt.Errorf("saga: definition %q: the state type %T cannot be journaled as JSON: %w", name, zero, err)
 	}
 	d.fingerprint = d.computeFingerprint()
+	d.flat = !holdsReferences(reflect.TypeFor[S]())
 	return d, nil
+}
+
+// holdsReferences reports whether a value of t can share memory with a
+// copy of it. Strings cannot be changed in place, so they count as values.
+func holdsReferences(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Array:
+		return holdsReferences(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if holdsReferences(t.Field(i).Type) {
+				return true
+			}
+		}
+		return false
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface, reflect.Chan, reflect.Func, reflect.UnsafePointer:
+		return true
+	}
+	return false
 }
 
 // Name returns the definition's name.

@@ -217,7 +217,9 @@ func (in *instance[S]) snapshot() (S, Outcome) {
 		o = Pending
 	}
 	if in.def.merge != nil {
-		return in.copyLocked(), o
+		if state, err := in.copyLocked(); err == nil {
+			return state, o
+		}
 	}
 	var state S
 	_ = json.Unmarshal(in.durable, &state) // it was journaled from an S
@@ -226,12 +228,34 @@ func (in *instance[S]) snapshot() (S, Outcome) {
 
 // copyLocked returns a deep copy of the state, through JSON, so that steps
 // running in parallel share no memory.
-func (in *instance[S]) copyLocked() S {
+func (in *instance[S]) copyLocked() (S, error) {
 	var out S
-	if b, err := json.Marshal(in.state); err == nil {
-		_ = json.Unmarshal(b, &out)
+	b, err := json.Marshal(in.state)
+	if err == nil {
+		err = json.Unmarshal(b, &out)
 	}
-	return out
+	return out, err
+}
+
+// inputLocked is what a step's action is given: a copy of the state of its
+// own, the state as the journal holds it, so that what a failed step
+// changed in it reaches neither the next step nor a compensation, and a
+// step sees the same input whether or not the process crashed before it.
+func (in *instance[S]) inputLocked(step string) (S, error) {
+	var state S
+	var err error
+	switch {
+	case in.def.merge != nil:
+		state, err = in.copyLocked()
+	case in.def.flat:
+		return in.state, nil // a copy of a value is a deep copy
+	default:
+		err = json.Unmarshal(in.durable, &state)
+	}
+	if err != nil {
+		return state, fmt.Errorf("the state for step %q cannot be copied through JSON, so the step did not run: %w", step, err)
+	}
+	return state, nil
 }
 
 // forward runs the steps whose dependencies are done, in parallel where
@@ -348,6 +372,11 @@ func (in *instance[S]) attempt(ctx context.Context, st *Step[S], attempt *int) e
 		in.mu.Unlock()
 		return retry.Permanent(errStopped)
 	}
+	state, err := in.inputLocked(st.Name)
+	if err != nil { // before any effect: the saga fails here
+		in.mu.Unlock()
+		return retry.Permanent(err)
+	}
 	*attempt++
 	n := *attempt
 	if err := in.appendLocked(journal.Record{Kind: kindStepStarted, Step: st.Name, Attempt: n}); err != nil {
@@ -355,12 +384,6 @@ func (in *instance[S]) attempt(ctx context.Context, st *Step[S], attempt *int) e
 		return retry.Permanent(errStopped)
 	}
 	in.started[st.Name] = n
-	var state S
-	if in.def.merge != nil {
-		state = in.copyLocked()
-	} else {
-		state = in.state
-	}
 	in.mu.Unlock()
 
 	ctx = ContextWithStep(ctx, StepInfo{Saga: in.def.name, ID: in.id, Step: st.Name, Attempt: n})
@@ -417,7 +440,10 @@ func (in *instance[S]) compensate() {
 	for i, st := range steps {
 		need[i] = in.started[st.Name] > 0 && !in.comped[st.Name] && st.Compensate != nil
 	}
-	state, _ := json.Marshal(in.state)
+	state := in.durable // a list's state, as journaled
+	if in.def.merge != nil {
+		state, _ = json.Marshal(in.state) // every result in it was journaled, so it encodes
+	}
 	in.mu.Unlock()
 	launched := make([]bool, len(steps))
 	results := make(chan stepResult, len(steps))
