@@ -450,3 +450,81 @@ func TestAStateThatCannotBeCopiedFailsBeforeTheStep(t *testing.T) {
 		t.Fatalf("Run = %v, %v, with %d steps run on a zero state; want a failure that names the copy", o, err, zeroRuns.Load())
 	}
 }
+
+// Lookup reads where a saga stands and changes nothing: an unknown ID is
+// not started, a running saga is not joined.
+func TestLookupHasNoSideEffects(t *testing.T) {
+	log := memLog(t)
+	r := newRunner(t, log)
+	release := make(chan struct{})
+	s := register(t, r, "checkout", []saga.Step[order]{
+		{Name: "charge", Action: noop, Compensate: func(context.Context, order) error { return nil }},
+		{Name: "ship", Action: func(ctx context.Context, o order) (order, error) { <-release; return o, nil }},
+	})
+	ctx := context.Background()
+	if _, err := r.Lookup(ctx, "never"); !errors.Is(err, saga.ErrNotFound) {
+		t.Fatalf("Lookup of an unknown ID = %v; want ErrNotFound", err)
+	}
+	if recs, _ := log.Load(ctx, "never"); len(recs) != 0 {
+		t.Fatal("Lookup wrote to the journal")
+	}
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		_, _, _ = s.Run(ctx, "o-1", order{})
+	}()
+	var info saga.Info
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if info, _ = r.Lookup(ctx, "o-1"); info.Step == "ship" {
+			break
+		}
+	}
+	if info.Outcome != saga.Pending || info.Step != "ship" || info.Attempts["ship"] != 1 || !slices.Equal(info.Done, []string{"charge"}) || info.Name != "checkout" {
+		t.Fatalf("Lookup of a running saga = %+v", info)
+	}
+	close(release)
+	<-ran
+	if info, err := r.Lookup(ctx, "o-1"); err != nil || info.Outcome != saga.Completed || len(info.Done) != 2 {
+		t.Fatalf("Lookup of a completed saga = %+v, %v", info, err)
+	}
+}
+
+// Only the caller that started a saga aborts it by giving up; one that
+// joined it only stops waiting.
+func TestAJoinerThatGivesUpDoesNotAbort(t *testing.T) {
+	r := newRunner(t, memLog(t))
+	release := make(chan struct{})
+	s := register(t, r, "checkout", []saga.Step[order]{
+		{Name: "ship", Action: func(ctx context.Context, o order) (order, error) {
+			select {
+			case <-release:
+				return o, nil
+			case <-ctx.Done():
+				return o, ctx.Err()
+			}
+		}},
+	})
+	type result struct {
+		o   saga.Outcome
+		err error
+	}
+	owner := make(chan result, 1)
+	go func() {
+		_, o, err := s.Run(context.Background(), "o-1", order{})
+		owner <- result{o, err}
+	}()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if info, _ := r.Lookup(context.Background(), "o-1"); info.Step == "ship" {
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, o, err := s.Run(ctx, "o-1", order{}); !errors.Is(err, context.DeadlineExceeded) || o != saga.Pending {
+		t.Fatalf("the joiner's Run = %v, %v; want Pending and its ctx's error", o, err)
+	}
+	close(release)
+	if res := <-owner; res.o != saga.Completed || res.err != nil {
+		t.Fatalf("the owner's Run = %v, %v; want Completed: a joiner that gave up aborted it", res.o, res.err)
+	}
+}

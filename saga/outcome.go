@@ -64,6 +64,8 @@ var (
 	// ErrForgotten is Run with the ID of a saga that ended and whose
 	// records the journal has since forgotten: its outcome is not known.
 	ErrForgotten = errors.New("saga: saga ended and its records were forgotten")
+	// ErrNotFound is Lookup of an ID that the journal has no saga for.
+	ErrNotFound = errors.New("saga: no saga with this ID in the journal")
 )
 
 // Error is how a saga that did not complete failed: which step, why, and

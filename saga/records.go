@@ -44,6 +44,7 @@ type history struct {
 	seq      uint64 // the last record's
 	results  []result
 	started  map[string]int // step -> last attempt started
+	last     string         // the step started last
 	done     map[string]bool
 	comped   map[string]bool
 	aborting bool
@@ -75,7 +76,7 @@ func readHistory(recs []journal.Record) (h *history, ok bool, err error) {
 		h.epoch, h.seq = max(h.epoch, r.Epoch), r.Seq
 		switch r.Kind {
 		case kindStepStarted:
-			h.started[r.Step] = r.Attempt
+			h.started[r.Step], h.last = r.Attempt, r.Step
 		case kindStepDone:
 			h.done[r.Step] = true
 			h.results = append(h.results, result{step: r.Step, state: r.Payload})

@@ -124,15 +124,18 @@ func (r *Runner) liveHandle(id string) *handle {
 //   - An id that is running in this runner is joined.
 //
 // Completed returns a nil error. Any other outcome returns an *Error. When
-// ctx ends first, the saga aborts: Run returns as soon as the abort is
-// durable, with Aborting, and the runner compensates in the background.
+// ctx ends first, the saga aborts, if this Run began or resumed it: Run
+// returns as soon as the abort is durable, with Aborting, and the runner
+// compensates in the background. A Run that joined a saga only stops
+// waiting: one caller giving up does not abort a saga for everyone. To
+// read where a saga stands without running it, use Runner.Lookup.
 func (s *Saga[S]) Run(ctx context.Context, id string, initial S) (S, Outcome, error) {
 	var zero S
 	if id == "" || len(id) > journal.MaxIDLen {
 		return zero, Pending, fmt.Errorf("saga: Run: the ID must be 1 to %d bytes", journal.MaxIDLen)
 	}
 	if h := s.r.liveHandle(id); h != nil {
-		return s.join(ctx, h)
+		return s.join(ctx, h, false)
 	}
 	recs, err := s.r.log.Load(ctx, id)
 	switch {
@@ -150,7 +153,7 @@ func (s *Saga[S]) Run(ctx context.Context, id string, initial S) (S, Outcome, er
 	}
 	switch {
 	case live != nil:
-		return s.join(ctx, live)
+		return s.join(ctx, live, false)
 	case err != nil || in == nil:
 		return s.recorded(id, recs, err)
 	}
@@ -179,7 +182,7 @@ func (s *Saga[S]) drive(ctx context.Context, in *instance[S]) (S, Outcome, error
 		return in.final, in.h.outcome, in.h.err
 	}
 	in.start() // compensation
-	return s.join(ctx, in.h)
+	return s.join(ctx, in.h, true)
 }
 
 // recorded returns what the journal says of a saga that Run does not run:
@@ -306,9 +309,10 @@ func (s *Saga[S]) takeOver(ctx context.Context, id string, h *history) (*instanc
 	return in, nil, nil
 }
 
-// join waits for a live saga's outcome, or for ctx: then it aborts it and
-// returns once the abort is durable.
-func (s *Saga[S]) join(ctx context.Context, h *handle) (S, Outcome, error) {
+// join waits for a live saga's outcome, or for ctx. When ctx ends, the
+// saga's owner (the Run that began or resumed it) aborts it and returns
+// once the abort is durable; any other caller only stops waiting.
+func (s *Saga[S]) join(ctx context.Context, h *handle, owner bool) (S, Outcome, error) {
 	var zero S
 	in, ok := h.inst.(*instance[S])
 	if !ok || in.def != s.def {
@@ -319,7 +323,9 @@ func (s *Saga[S]) join(ctx context.Context, h *handle) (S, Outcome, error) {
 		return in.final, h.outcome, h.err
 	case <-ctx.Done():
 	}
-	h.abort(context.Cause(ctx))
+	if owner {
+		h.abort(context.Cause(ctx))
+	}
 	select {
 	case <-h.done:
 		return in.final, h.outcome, h.err
