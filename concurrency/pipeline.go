@@ -497,12 +497,16 @@ func (f *Flow[T]) Err() error {
 // with WithSkipFailed.
 func (f *Flow[T]) Skipped() int64 { return f.run.failed.Load() }
 
-// start runs fn on a goroutine of the pipeline.
+// start runs fn on a goroutine of the pipeline. A panic there (in a
+// source's sequence, the user's code that runs on it) fails the run with
+// a *errs.PanicError instead of crashing the process.
 func (r *run) start(fn func()) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		fn()
+		if err := errs.Try(func() error { fn(); return nil }); err != nil {
+			r.fail(err)
+		}
 	}()
 }
 

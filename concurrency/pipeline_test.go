@@ -119,6 +119,20 @@ func TestPanicIsAnError(t *testing.T) {
 	assert.Equal(t, "nope", pe.Value)
 }
 
+// A source whose sequence panics fails the run; the process goes on.
+func TestPanickingSourceIsAnError(t *testing.T) {
+	source := func(yield func(int) bool) {
+		yield(1)
+		panic("the source broke")
+	}
+	id := stage(t, "id", func(_ context.Context, n int) (int, error) { return n, nil })
+	out := concurrency.Then(concurrency.From(bg, "p", source), id)
+	_ = slices.Collect(out.All())
+	var pe *errs.PanicError
+	require.ErrorAs(t, out.Err(), &pe)
+	assert.Equal(t, "the source broke", pe.Value)
+}
+
 func TestEarlyBreakAndCancel(t *testing.T) {
 	var pulled atomic.Int64
 	endless := func(yield func(int) bool) {
