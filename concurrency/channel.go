@@ -209,14 +209,21 @@ func (c *TracedChannel[T]) Consume(ctx context.Context, fn func(context.Context,
 		if err != nil {
 			return err
 		}
-		pctx, span := c.startProcess(ctx, env)
-		err = fn(pctx, env.v)
-		errs.Record(span, err)
-		span.End()
-		if err != nil {
+		if err := c.process(ctx, env, fn); err != nil {
 			return err
 		}
 	}
+}
+
+// process calls fn for one value inside its process span, which ends with
+// fn's error, or with its panic before the panic goes on up.
+func (c *TracedChannel[T]) process(ctx context.Context, env envelope[T], fn func(context.Context, T) error) error {
+	ctx, span := c.startProcess(ctx, env)
+	defer errs.EndOnPanic(span)
+	err := fn(ctx, env.v)
+	errs.Record(span, err)
+	span.End()
+	return err
 }
 
 // startProcess gives fn its context: the sender's baggage, and the process

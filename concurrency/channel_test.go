@@ -202,6 +202,23 @@ func TestTraceContextCrossesTheChannel(t *testing.T) {
 	assert.Equal(t, "process", attrs["messaging.operation.type"].AsString())
 }
 
+// A Consume function that panics ends its process span, with the panic
+// recorded, before the panic reaches Consume's caller.
+func TestConsumePanicEndsItsSpan(t *testing.T) {
+	r := telemetrytest.NewRecorders(t)
+	c := mustChannel[string](t, 1, concurrency.WithName("orders"),
+		concurrency.WithTracerProvider(r.TracerProvider), concurrency.WithMeterProvider(r.MeterProvider))
+	pctx, request := r.TracerProvider.Tracer("test").Start(bg, "request")
+	require.NoError(t, c.Send(pctx, "order-1"))
+	request.End()
+	assert.PanicsWithValue(t, "consumer broke", func() {
+		_ = c.Consume(bg, func(context.Context, string) error { panic("consumer broke") })
+	})
+	process := r.Ended("process orders")
+	require.Len(t, process, 1, "the process span ended")
+	assert.Equal(t, "panic", telemetrytest.Attrs(process[0].Attributes())["error.type"].AsString())
+}
+
 func TestParentedConsumer(t *testing.T) {
 	r := telemetrytest.NewRecorders(t)
 	c := mustChannel[int](t, 1, concurrency.WithParentedConsumer(), concurrency.WithTracerProvider(r.TracerProvider))

@@ -3,6 +3,8 @@ package errs
 import (
 	"fmt"
 	"runtime/debug"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // CodePanic is the code, and so the error.type, of a [*PanicError].
@@ -48,6 +50,21 @@ func (p *PanicError) Format(f fmt.State, verb rune) {
 		fmt.Fprintf(f, "%q", p.Error())
 	default:
 		fmt.Fprint(f, p.Error())
+	}
+}
+
+// EndOnPanic, deferred right after a span starts, ends the span with the
+// panic recorded (a [*PanicError], error.type "panic") when one goes
+// through, and lets the panic go on. It does nothing otherwise: the
+// caller ends the span as usual.
+//
+//	ctx, span := tracer.Start(ctx, "process")
+//	defer errs.EndOnPanic(span)
+func EndOnPanic(span trace.Span) {
+	if v := recover(); v != nil {
+		Record(span, &PanicError{Value: v, Stack: debug.Stack()})
+		span.End()
+		panic(v)
 	}
 }
 

@@ -218,6 +218,7 @@ func (b *Breaker) Execute(ctx context.Context, op func(context.Context) error) e
 	if err != nil {
 		return err
 	}
+	defer b.afterPanic(ticket)
 	err = op(ctx)
 	b.after(ticket, err)
 	return err
@@ -231,6 +232,7 @@ func Call[T any](ctx context.Context, b *Breaker, op func(context.Context) (T, e
 		var zero T
 		return zero, err
 	}
+	defer b.afterPanic(ticket)
 	out, err := op(ctx)
 	b.after(ticket, err)
 	return out, err
@@ -241,6 +243,17 @@ func Call[T any](ctx context.Context, b *Breaker, op func(context.Context) (T, e
 type ticket struct {
 	gen   uint64
 	probe bool
+}
+
+// afterPanic, deferred before op is called, counts a call whose op
+// panicked as a failure, whatever the classifier says, so that a
+// panicking probe gives its slot back and the breaker does not stay
+// half-open for ever (gobreaker's rule); then the panic goes on up.
+func (b *Breaker) afterPanic(t ticket) {
+	if r := recover(); r != nil {
+		b.settle(t, Failure)
+		panic(r)
+	}
 }
 
 func (b *Breaker) before() (ticket, error) {
@@ -274,8 +287,10 @@ func (b *Breaker) openElapsed() bool {
 	return b.clock.Now().UnixNano()-b.openedAt.Load() >= int64(b.openFor)
 }
 
-func (b *Breaker) after(t ticket, err error) {
-	verdict := b.classify(err)
+func (b *Breaker) after(t ticket, err error) { b.settle(t, b.classify(err)) }
+
+// settle counts a call's verdict.
+func (b *Breaker) settle(t ticket, verdict Verdict) {
 	if !t.probe {
 		if verdict == Excluded {
 			return

@@ -123,6 +123,26 @@ func TestBreakerOneFailedProbeReopens(t *testing.T) {
 	assert.Equal(t, []change{{retry.Closed, retry.Open}, {retry.Open, retry.HalfOpen}, {retry.HalfOpen, retry.Open}}, changes())
 }
 
+// A probe that panics counts as a failed probe and gives its slot back;
+// the panic reaches the caller.
+func TestBreakerPanickingProbeDoesNotWedgeIt(t *testing.T) {
+	clk := newClock()
+	b, _ := newBreaker(t, clk, retry.TripAfter(1), retry.OpenFor(time.Second), retry.HalfOpenProbes(1))
+	require.Error(t, b.Execute(bg, fail))
+	clk.advance(time.Second)
+	assert.PanicsWithValue(t, "probe broke", func() {
+		_ = b.Execute(bg, func(context.Context) error { panic("probe broke") })
+	})
+	assert.Equal(t, retry.Open, b.State(), "a panicking probe is a failed probe")
+	clk.advance(time.Second)
+	require.NoError(t, b.Execute(bg, succeed), "the probe slot was given back")
+	assert.Equal(t, retry.Closed, b.State())
+	clk.advance(time.Second)
+	assert.Panics(t, func() {
+		_, _ = retry.Call(bg, b, func(context.Context) (int, error) { panic("call broke") })
+	})
+}
+
 func TestBreakerExcludesCancellation(t *testing.T) {
 	b, _ := newBreaker(t, newClock(), retry.TripAfter(2))
 	for range 5 {

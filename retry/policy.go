@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"runtime/debug"
 	"time"
 
 	"github.com/otelpatterns/otelpatterns/errs"
@@ -120,7 +121,13 @@ func (p *Policy) run(ctx context.Context, op func(context.Context) error) error 
 				p.inst.attempted(ctx, err)
 			}
 		default:
-			called, err = p.attempt(opCtx, w, n+1, op)
+			var panicked any
+			if called, panicked, err = p.attempt(opCtx, w, n+1, op); panicked != nil {
+				// The op panicked: its attempt is counted and its span ended;
+				// the operation's span ends too, and the panic goes on up.
+				p.inst.finish(ctx, w, span, ran, n+1, err)
+				panic(panicked)
+			}
 		}
 		if called {
 			n++
@@ -146,21 +153,23 @@ func (p *Policy) run(ctx context.Context, op func(context.Context) error) error 
 // attempt makes attempt number n through the rate limit, the breaker, the
 // budget, the attempt timeout and the attempt's span, as the policy has
 // them. called reports whether op was called; when it was not, err says
-// what refused the call.
-func (p *Policy) attempt(ctx context.Context, w watch, n int, op func(context.Context) error) (called bool, err error) {
+// what refused the call. When op panics, the attempt counts as failed
+// (err is the *errs.PanicError) and panicked is the panic's value, for
+// the caller to panic with once its own span has ended.
+func (p *Policy) attempt(ctx context.Context, w watch, n int, op func(context.Context) error) (called bool, panicked any, err error) {
 	c := p.c
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
 			if ctx.Err() != nil {
-				return false, ctx.Err()
+				return false, nil, ctx.Err()
 			}
-			return false, ErrRateLimited
+			return false, nil, ErrRateLimited
 		}
 	}
 	var ticket ticket
 	if c.breaker != nil {
 		if ticket, err = c.breaker.before(); err != nil {
-			return false, err
+			return false, nil, err
 		}
 	}
 	span := telemetry.NoSpan
@@ -172,8 +181,18 @@ func (p *Policy) attempt(ctx context.Context, w watch, n int, op func(context.Co
 		ctx, cancel = context.WithTimeout(ctx, c.attemptTimeout)
 		defer cancel()
 	}
-	err = op(ctx)
-	if c.breaker != nil {
+	err = func() (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				panicked, err = v, &errs.PanicError{Value: v, Stack: debug.Stack()}
+			}
+		}()
+		return op(ctx)
+	}()
+	switch {
+	case c.breaker != nil && panicked != nil:
+		c.breaker.settle(ticket, Failure) // whatever the classifier says
+	case c.breaker != nil:
 		c.breaker.after(ticket, unwrapped(err))
 	}
 	if c.budget != nil {
@@ -190,7 +209,7 @@ func (p *Policy) attempt(ctx context.Context, w watch, n int, op func(context.Co
 		errs.Record(span, unwrapped(err)) // a failed attempt marks its own span only
 		span.End()
 	}
-	return true, err
+	return true, panicked, err
 }
 
 // next decides, after a failed attempt, whether to stop (and why) or how

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -97,6 +98,32 @@ func TestFailedOperationSpanAndNoSpanUntraced(t *testing.T) {
 	p3 := r2.policy(t, retry.WithRootSpans())
 	_ = retry.Run(bg, p3, func(context.Context) error { return nil })
 	assert.Len(t, r2.Spans.Ended(), 2, "WithRootSpans: the operation and its attempt")
+}
+
+// A panicking op ends its attempt's span and the operation's, with the
+// panic recorded, gives a breaker's probe slot back, and then panics on.
+func TestPanickingOpEndsItsSpans(t *testing.T) {
+	r := newRecorders(t)
+	clk := newClock()
+	b, err := retry.NewBreaker(retry.TripAfter(1), retry.OpenFor(time.Second), retry.HalfOpenProbes(1), retry.BreakerClock(clk))
+	require.NoError(t, err)
+	defer b.Close()
+	p := r.policy(t, retry.WithMaxAttempts(3), retry.WithBreaker(b))
+	ctx, parent := r.TracerProvider.Tracer("test").Start(bg, "request")
+	defer parent.End()
+	_ = retry.Run(ctx, p, func(context.Context) error { return io.EOF }) // trips the breaker
+	clk.advance(time.Second)
+	assert.PanicsWithValue(t, "op broke", func() {
+		_ = retry.Run(ctx, p, func(context.Context) error { panic("op broke") })
+	})
+	ops := r.Ended("retry")
+	require.Len(t, ops, 2, "both operation spans ended")
+	assert.Equal(t, "panic", attrs(ops[1].Attributes())["error.type"].AsString())
+	attempts := r.Ended("retry.attempt")
+	assert.Equal(t, "panic", attrs(attempts[len(attempts)-1].Attributes())["error.type"].AsString())
+	assert.Equal(t, retry.Open, b.State(), "the panicking probe counted as a failed probe")
+	clk.advance(time.Second)
+	require.NoError(t, b.Execute(bg, func(context.Context) error { return nil }), "its probe slot was given back")
 }
 
 func TestMetrics(t *testing.T) {
