@@ -81,5 +81,7 @@
 //   - Append does not retry. After ErrConflict or ErrFenced, Load again and
 //     decide; after ErrFailed, stop and reopen.
 //   - A record's payload is limited (WithMaxPayload, 1 MiB by default): a
-//     journal holds decisions and small states, not documents.
+//     journal holds decisions and small states, not documents. The limit
+//     governs new appends only: a log reopened with a smaller one still
+//     reads back every record it holds.
 package journal

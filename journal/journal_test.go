@@ -306,3 +306,96 @@ func TestInvalidOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestSmallerPayloadLimitKeepsOldRecords reopens a log with a payload limit
+// below the size of records already in it: the limit governs new appends
+// only, and every path that reads old records reads them whole.
+func TestSmallerPayloadLimitKeepsOldRecords(t *testing.T) {
+	ctx := context.Background()
+	big := journal.Record{Kind: "big", Payload: []byte(strings.Repeat("x", 6000))}
+	small := journal.Record{Kind: "small", Payload: []byte("y")}
+	wide, narrow := journal.WithMaxPayload(8192), journal.WithMaxPayload(4096)
+	// holds checks that l has every transaction of ids, whole.
+	holds := func(t *testing.T, l *journal.File, ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			recs, err := l.Load(ctx, id)
+			if err != nil || len(recs) != 1 {
+				t.Fatalf("Load(%q) = %d records, %v; want 1", id, len(recs), err)
+			}
+			if want := map[string]int{"big": 6000}[id]; want > 0 && len(recs[0].Payload) != want {
+				t.Fatalf("Load(%q): a payload of %d bytes, want %d", id, len(recs[0].Payload), want)
+			}
+		}
+	}
+	write := func(t *testing.T, dir string, recs map[string]journal.Record, order ...string) {
+		t.Helper()
+		l := mustOpen(t, dir, wide)
+		for _, id := range order {
+			mustAppend(t, l, id, 0, recs[id])
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs := map[string]journal.Record{"big": big, "small": small, "a": small, "b": small}
+
+	t.Run("last batch", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, recs, "big")
+		l := mustOpen(t, dir, narrow)
+		holds(t, l, "big")
+		err := l.Append(ctx, "too-big", 0, big)
+		var ie *journal.InvalidError
+		if !errors.As(err, &ie) {
+			t.Fatalf("a new append over the smaller limit = %v, want an *InvalidError", err)
+		}
+		mustAppend(t, l, "next", 0, small) // must not overwrite the big one
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l = mustOpen(t, dir, narrow)
+		defer l.Close()
+		holds(t, l, "big", "next")
+	})
+
+	t.Run("earlier batch", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, recs, "big", "small")
+		l := mustOpen(t, dir, narrow)
+		defer l.Close()
+		holds(t, l, "big", "small")
+	})
+
+	t.Run("compaction", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, recs, "small", "big")
+		l := mustOpen(t, dir, narrow)
+		if err := l.Compact(ctx); err != nil {
+			t.Fatal(err)
+		}
+		holds(t, l, "big", "small")
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l = mustOpen(t, dir, narrow) // reads the snapshot
+		defer l.Close()
+		holds(t, l, "big", "small")
+	})
+
+	// An invalid batch followed by a valid one is corruption, however large
+	// the valid one's payload: it must not pass for a torn tail.
+	t.Run("after an invalid batch", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, recs, "a", "b", "big")
+		damage(t, dir, 1, func(b []byte) { clear(b[:16]) })
+		l, err := journal.Open(dir, journal.WithSegmentSize(64<<10), narrow)
+		if err == nil {
+			l.Close()
+		}
+		var ce *journal.CorruptError
+		if !errors.As(err, &ce) {
+			t.Fatalf("Open = %v, want a *CorruptError", err)
+		}
+	})
+}

@@ -220,10 +220,15 @@ func (l *File) readFile(name string) ([]byte, error) {
 // bad when s ends in an invalid batch that nothing valid follows, in s or
 // in the later segments: the torn tail of a crash. Anything else that is
 // wrong is a *CorruptError.
+//
+// The log's payload limit governs new appends only: a record on disk was
+// acknowledged under the limit of its day, so replay decodes up to
+// maxPayloadCap, the largest limit there can have been, whatever the limit
+// is now.
 func (l *File) replay(s *loaded, later []loaded) (bad bool, err error) {
 	off := int64(segmentHeaderSize)
 	for off < int64(len(s.data)) && !zeroHeader(s.data[off:]) {
-		n, recs, size, derr := decodeBatch(s.data[off:], l.cfg.maxPayload)
+		n, recs, size, derr := decodeBatch(s.data[off:], maxPayloadCap)
 		if derr != nil {
 			bad = true
 			break
@@ -268,7 +273,7 @@ func (l *File) findValid(data []byte, off int64) (int64, bool) {
 		if zeroHeader(data[off:]) {
 			continue
 		}
-		if n, _, _, err := decodeBatch(data[off:], l.cfg.maxPayload); err == nil && n > l.batchNo {
+		if n, _, _, err := decodeBatch(data[off:], maxPayloadCap); err == nil && n > l.batchNo {
 			return off, true
 		}
 	}

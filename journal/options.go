@@ -26,7 +26,10 @@ const (
 	DefaultTombstoneHorizon = 7 * 24 * time.Hour
 
 	minSegmentSize = 4 << 10
-	maxPayloadCap  = 64 << 20
+	// maxPayloadCap is the largest WithMaxPayload, hence the largest
+	// payload any record on disk can have: recovery reads records up to it,
+	// whatever the log's limit is now.
+	maxPayloadCap = 64 << 20
 )
 
 type config struct {
@@ -69,8 +72,11 @@ func WithSegmentSize(bytes int64) Option {
 	return optionFunc(func(c *config) { c.segmentSize = bytes })
 }
 
-// WithMaxPayload sets the largest record payload the log accepts, and the
-// largest its decoder will allocate for. The default is DefaultMaxPayload.
+// WithMaxPayload sets the largest record payload that Append accepts, at
+// most 64 MiB. It governs new appends only: records already in the log are
+// read back whatever their size, so that a log reopened with a smaller
+// limit keeps every record it acknowledged. The default is
+// DefaultMaxPayload.
 func WithMaxPayload(bytes int) Option { return optionFunc(func(c *config) { c.maxPayload = bytes }) }
 
 // WithMaxGroup sets how many concurrent Appends the file log may write
