@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 )
 
 // The on-disk format. A segment starts with a header:
@@ -108,8 +109,48 @@ func (w *batchWriter) finish(n uint64) []byte {
 	return w.buf
 }
 
-// errBadBatch is a batch that does not decode: torn, zeroed, or corrupt.
-var errBadBatch = errors.New("invalid batch")
+// The errors of decodeBatch, all of them errBadBatch: a batch that does
+// not decode.
+var (
+	errBadBatch = errors.New("invalid batch")
+	// errBadFrame is a batch whose length or checksum is wrong: torn by a
+	// crash, or damaged after it was written; tornBatch tells which.
+	errBadFrame = fmt.Errorf("%w: its length or checksum is wrong", errBadBatch)
+	// errBadRecords is a batch whose checksum matches but whose records
+	// are not in the format: it was written so, which no crash explains.
+	errBadRecords = fmt.Errorf("%w: its checksum matches, but its records do not decode", errBadBatch)
+)
+
+// sectorSize is the unit a disk writes whole or not at all when the power
+// fails, the smallest there is, as in etcd's wal. A torn write therefore
+// leaves some sector of its batch as it was before, and in a segment,
+// preallocated with zeros and zeroed past its end by repair, that is all
+// zeros.
+const sectorSize = 512
+
+// tornBatch reports whether the batch at off of a segment's data, which
+// decodeBatch refused for its length or checksum, can be a torn write: it
+// runs past the end of data, or its bytes in some sector are all zeros.
+// A batch whose every sector was written yet whose checksum fails was
+// damaged after the write. The extent is the one its length gives; a
+// length damaged to run into the zeros past the data passes for torn.
+func tornBatch(data []byte, off int64) bool {
+	if off+batchHeaderSize > int64(len(data)) {
+		return true
+	}
+	end := off + batchHeaderSize + int64(binary.LittleEndian.Uint32(data[off:]))
+	if end > int64(len(data)) {
+		return true
+	}
+	for lo := off; lo < end; {
+		hi := min(end, (lo/sectorSize+1)*sectorSize)
+		if !slices.ContainsFunc(data[lo:hi], func(c byte) bool { return c != 0 }) {
+			return true
+		}
+		lo = hi
+	}
+	return false
+}
 
 // zeroHeader reports whether b starts with a header of zeros: the end of a
 // segment's data.
@@ -121,26 +162,26 @@ func zeroHeader(b []byte) bool {
 }
 
 // decodeBatch decodes the batch at the start of b. It returns the batch's
-// number, its records and its size in b, padding included; errBadBatch if
-// the length, the checksum or any record is wrong. No allocation is larger
-// than b, so a corrupt length cannot cause a huge one.
+// number, its records and its size in b, padding included; errBadFrame if
+// the length or the checksum is wrong, errBadRecords if a record is. No
+// allocation is larger than b, so a corrupt length cannot cause a huge one.
 func decodeBatch(b []byte, maxPayload int) (n uint64, recs []Record, size int, err error) {
 	if len(b) < batchHeaderSize {
-		return 0, nil, 0, errBadBatch
+		return 0, nil, 0, errBadFrame
 	}
 	length := binary.LittleEndian.Uint32(b[0:])
 	if length == 0 || length%align != 0 || uint64(length) > uint64(len(b)-batchHeaderSize) {
-		return 0, nil, 0, errBadBatch
+		return 0, nil, 0, errBadFrame
 	}
 	size = batchHeaderSize + int(length)
 	if crc32.Checksum(b[8:size], castagnoli) != binary.LittleEndian.Uint32(b[4:]) {
-		return 0, nil, 0, errBadBatch
+		return 0, nil, 0, errBadFrame
 	}
 	n = binary.LittleEndian.Uint64(b[8:])
 	d := decoder{b: b[batchHeaderSize:size], maxPayload: maxPayload}
 	count := d.uvarint()
 	if count == 0 || count > uint64(len(d.b)) { // a record takes more than a byte
-		return 0, nil, 0, errBadBatch
+		return 0, nil, 0, errBadRecords
 	}
 	recs = make([]Record, 0, count)
 	for range count {
@@ -152,7 +193,7 @@ func decodeBatch(b []byte, maxPayload int) (n uint64, recs []Record, size int, e
 		}
 	}
 	if d.failed || len(d.b) >= align {
-		return 0, nil, 0, errBadBatch
+		return 0, nil, 0, errBadRecords
 	}
 	return n, recs, size, nil
 }

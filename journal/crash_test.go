@@ -162,8 +162,16 @@ func equalModels(a, b *model) bool {
 // workload in turn, then reopens every crash image that three random
 // draws give: each must hold exactly the acknowledged calls, plus perhaps
 // the one in flight, whole or not at all; and must take new appends that
-// survive a further reopen.
+// survive a further reopen. It crashes by disk pages, which keep or lose a
+// small batch whole, and by sectors, which tear batches apart: a torn
+// batch must be repaired, never taken for corruption.
 func TestCrashAtEveryPoint(t *testing.T) {
+	for _, page := range []int64{pageSize, sectorSize} {
+		t.Run(fmt.Sprintf("page=%d", page), func(t *testing.T) { crashAtEveryPoint(t, page) })
+	}
+}
+
+func crashAtEveryPoint(t *testing.T, page int64) {
 	steps := workload()
 	var ids []string
 	for _, s := range steps {
@@ -174,6 +182,7 @@ func TestCrashAtEveryPoint(t *testing.T) {
 	points := 0
 	for crashAt := 1; ; crashAt++ {
 		fs := newMemFS()
+		fs.page = page
 		fs.crashAt = crashAt
 		acked, failed := newModel(), (*step)(nil)
 		if l, err := Open("j", crashOptions(fs)...); err == nil {
@@ -230,4 +239,133 @@ func TestCrashAtEveryPoint(t *testing.T) {
 		t.Fatalf("only %d crash points: the workload no longer exercises the log", points)
 	}
 	t.Logf("%d crash points, 3 images each", points)
+}
+
+// TestTornOrCorruptLastBatch damages the last batch, of several sectors,
+// in one way at a time. Zeroing any one of its sectors is what a crash
+// does to it: Open repairs the log, and zeroes the batch on disk. Flipping
+// a bit of any of its bytes, which a crash cannot do, is a *CorruptError
+// at the batch that leaves the disk as it was. The length field is left
+// out: a length damaged to run into the zeros past the data passes for a
+// torn write, as it does in etcd's wal.
+func TestTornOrCorruptLastBatch(t *testing.T) {
+	ctx := context.Background()
+	fs := newMemFS()
+	opts := []Option{withFS(fs), WithSegmentSize(8 << 10)}
+	l, err := Open("j", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 1500)
+	for i := range payload {
+		payload[i] = byte(1 + i%251)
+	}
+	if err := l.Append(ctx, "a", 0, Record{Kind: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(ctx, "b", 0, Record{Kind: "k", Payload: payload, Carrier: map[string]string{"traceparent": "t"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f := fs.live["j/"+segmentName(1)]
+	intact := slices.Clone(f.data)
+	_, _, first, err := decodeBatch(intact[segmentHeaderSize:], maxPayloadCap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := int64(segmentHeaderSize + first)
+	_, _, size, err := decodeBatch(intact[off:], maxPayloadCap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := off + int64(size)
+	var sectors [][2]int64 // the last batch's bytes in each sector
+	for lo := off; lo < end; {
+		hi := min(end, (lo/sectorSize+1)*sectorSize)
+		sectors = append(sectors, [2]int64{lo, hi})
+		lo = hi
+	}
+	if len(sectors) < 3 || tornBatch(intact, off) {
+		t.Fatalf("the last batch spans %d sectors, torn: %v; want 3 or more, not torn", len(sectors), tornBatch(intact, off))
+	}
+
+	for _, s := range sectors {
+		f.data = slices.Clone(intact)
+		clear(f.data[s[0]:s[1]])
+		l, err := Open("j", opts...)
+		if err != nil {
+			t.Fatalf("the last batch's bytes %d-%d zeroed: Open = %v, want the torn tail repaired", s[0], s[1], err)
+		}
+		if p, _ := l.Pending(ctx); !slices.Equal(p, []string{"a"}) {
+			t.Fatalf("the last batch's bytes %d-%d zeroed: Pending = %q, want [a]", s[0], s[1], p)
+		}
+		if slices.ContainsFunc(f.data[off:], func(c byte) bool { return c != 0 }) {
+			t.Fatalf("the last batch's bytes %d-%d zeroed: the rest of the batch is still on disk", s[0], s[1])
+		}
+		l.Close()
+	}
+
+	for i := off + 4; i < end; i++ {
+		f.data = slices.Clone(intact)
+		f.data[i] ^= 1 << (i % 8)
+		damaged := slices.Clone(f.data)
+		l, err := Open("j", opts...)
+		if err == nil {
+			l.Close()
+		}
+		var ce *CorruptError
+		if !errors.As(err, &ce) || ce.Offset != off {
+			t.Fatalf("a bit of byte %d of the last batch (%d-%d) flipped: Open = %v, want a *CorruptError at %d", i, off, end, err, off)
+		}
+		if !slices.Equal(f.data, damaged) {
+			t.Fatalf("a bit of byte %d of the last batch flipped: Open changed the segment", i)
+		}
+	}
+}
+
+// TestCorruptBatchBeforeEmptySegment flips a bit in the last batch of a
+// full segment whose successor, just started, holds no batch yet: the
+// batch is the log's last, but it was written whole, so Open must refuse
+// the log rather than cut the batch off and delete the new segment.
+func TestCorruptBatchBeforeEmptySegment(t *testing.T) {
+	ctx := context.Background()
+	fs := newMemFS()
+	opts := []Option{withFS(fs), WithSegmentSize(minSegmentSize)}
+	l, err := Open("j", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; len(fs.names()) < 2; i++ { // until the log rotates
+		if err := l.Append(ctx, fmt.Sprint(i), 0, Record{Kind: "k", Payload: make([]byte, 300)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	first, second := fs.live["j/"+segmentName(1)], fs.live["j/"+segmentName(2)]
+	clear(second.data[segmentHeaderSize:]) // as if the crash came before its first batch
+	var last int64
+	for off := int64(segmentHeaderSize); !zeroHeader(first.data[off:]); {
+		_, _, size, err := decodeBatch(first.data[off:], maxPayloadCap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, off = off, off+int64(size)
+	}
+	first.data[last+batchHeaderSize+3] ^= 0x20
+	before := slices.Clone(first.data)
+	l, err = Open("j", opts...)
+	if err == nil {
+		l.Close()
+	}
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.File != "j/"+segmentName(1) || ce.Offset != last {
+		t.Fatalf("Open = %v, want a *CorruptError at %s, offset %d", err, segmentName(1), last)
+	}
+	if !slices.Equal(first.data, before) || !slices.Contains(fs.names(), "j/"+segmentName(2)) {
+		t.Fatal("Open changed the log it refused")
+	}
 }

@@ -57,11 +57,15 @@
 // # Crashes
 //
 // Only one batch is unsynced at any time, so a crash can damage only the
-// last batch, which no caller was told was durable. Open truncates an
-// invalid last batch (torn, zeroed or partly written) and goes on. An
-// invalid batch followed by a valid one cannot come from a crash: Open
-// then returns a *CorruptError that names the file and the offset, and
-// drops nothing. A failed fdatasync fails the log for good (ErrFailed), as
+// last batch, which no caller was told was durable, and only by tearing
+// it: a disk writes a 512-byte sector whole or not at all, so a torn batch
+// runs past the end of its file or has a sector that is still zeros, as
+// preallocated. Open truncates a torn last batch and goes on. A crash
+// cannot explain a batch whose checksum fails although every sector of it
+// was written, last or not, nor an invalid batch followed by a valid one:
+// Open then returns a *CorruptError that names the file and the offset,
+// and drops and changes nothing. Restore the file from a backup or repair
+// it by hand. A failed fdatasync fails the log for good (ErrFailed), as
 // PostgreSQL learnt it must: the kernel may have dropped the pages it
 // could not write, so a retry that succeeds proves nothing. Reopen the log
 // to read what is really on disk.
@@ -84,4 +88,8 @@
 //     journal holds decisions and small states, not documents. The limit
 //     governs new appends only: a log reopened with a smaller one still
 //     reads back every record it holds.
+//   - Telling a tear from corruption relies on the zeros of preallocation,
+//     as in etcd's wal: a damaged last batch with a sector of zeros of its
+//     own (a payload of zeros), or whose length was damaged to run into
+//     the zeros after it, passes for torn and is truncated.
 package journal

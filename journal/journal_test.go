@@ -1,6 +1,7 @@
 package journal_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -156,7 +157,9 @@ func batchOffsets(t *testing.T, data []byte) []int64 {
 	return offs
 }
 
-func damage(t *testing.T, dir string, batch int, how func(b []byte)) int64 {
+// damage applies how to the batch-th batch of dir's first segment, given
+// as its bytes and their offset in the file, and returns the offset.
+func damage(t *testing.T, dir string, batch int, how func(b []byte, off int64)) int64 {
 	t.Helper()
 	name := segments(t, dir)[0]
 	data, err := os.ReadFile(name)
@@ -165,7 +168,8 @@ func damage(t *testing.T, dir string, batch int, how func(b []byte)) int64 {
 	}
 	offs := batchOffsets(t, data)
 	off := offs[batch]
-	how(data[off : off+20])
+	n := int64(data[off]) | int64(data[off+1])<<8 | int64(data[off+2])<<16 | int64(data[off+3])<<24
+	how(data[off:off+16+n], off)
 	if err := os.WriteFile(name, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -173,23 +177,112 @@ func damage(t *testing.T, dir string, batch int, how func(b []byte)) int64 {
 }
 
 func TestTornLastBatchIsTruncated(t *testing.T) {
-	for name, how := range map[string]func([]byte){
-		"zeroed":  func(b []byte) { clear(b) },
-		"garbled": func(b []byte) { b[19] ^= 0xff },
-		"length":  func(b []byte) { b[2] = 0x7f },
+	// The last batch is c's, of some 2000 bytes over five sectors of 512,
+	// the first shared with b's batch.
+	sector := func(i int) func([]byte, int64) {
+		return func(b []byte, off int64) {
+			var chunks [][]byte
+			for lo := int64(0); lo < int64(len(b)); {
+				hi := min(int64(len(b)), (off+lo)/512*512+512-off)
+				chunks = append(chunks, b[lo:hi])
+				lo = hi
+			}
+			if len(chunks) < 4 {
+				t.Fatalf("the last batch spans %d sectors, want 4 or more", len(chunks))
+			}
+			clear(chunks[(i+len(chunks))%len(chunks)])
+		}
+	}
+	for name, how := range map[string]func([]byte, int64){
+		"zeroed":         func(b []byte, _ int64) { clear(b[:20]) },
+		"length":         func(b []byte, _ int64) { b[2] = 0x7f },
+		"last sector":    sector(-1),
+		"a middle one":   sector(1),
+		"the first one":  sector(0),
+		"cut in the end": func(b []byte, _ int64) { clear(b[len(b)-1000:]) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			writeBatches(t, dir, 3)
-			damage(t, dir, 2, how)
+			writeBatches(t, dir, 2)
 			l := mustOpen(t, dir)
-			defer l.Close()
+			mustAppend(t, l, "c", 0, journal.Record{Kind: "begin", Payload: []byte(strings.Repeat("z", 2000))})
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			off := damage(t, dir, 2, how)
+			l = mustOpen(t, dir)
 			p, err := l.Pending(context.Background())
 			if err != nil || strings.Join(p, ",") != "a,b" {
 				t.Fatalf("after a torn last batch, Pending = %q, %v; want [a b]", p, err)
 			}
+			// The torn batch is gone from the disk, not only from memory.
+			data, err := os.ReadFile(segments(t, dir)[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i := bytes.IndexFunc(data[off:], func(r rune) bool { return r != 0 }); i >= 0 {
+				t.Fatalf("after repair, byte %d of the segment is not zero", off+int64(i))
+			}
 			mustAppend(t, l, "c", 0, journal.Record{Kind: "begin"})
 			mustAppend(t, l, "d", 0, journal.Record{Kind: "begin"})
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l = mustOpen(t, dir)
+			defer l.Close()
+			if p, _ := l.Pending(context.Background()); strings.Join(p, ",") != "a,b,c,d" {
+				t.Fatalf("after repair and reopen, Pending = %q, want [a b c d]", p)
+			}
+		})
+	}
+}
+
+// TestChecksumMismatchIsCorruption flips one bit of a batch whose every
+// sector was written: no crash does that, so Open refuses the log with a
+// *CorruptError at the batch, and changes nothing on disk, whether the
+// batch is the last or not.
+func TestChecksumMismatchIsCorruption(t *testing.T) {
+	for name, c := range map[string]struct {
+		batch int
+		how   func([]byte, int64)
+	}{
+		"middle of the last batch":   {2, func(b []byte, _ int64) { b[len(b)/2] ^= 0x04 }},
+		"end of the last batch":      {2, func(b []byte, _ int64) { b[len(b)-9] ^= 0x80 }},
+		"checksum of the last":       {2, func(b []byte, _ int64) { b[5] ^= 0x01 }},
+		"batch number of the last":   {2, func(b []byte, _ int64) { b[8] ^= 0x01 }},
+		"shorter length, last":       {2, func(b []byte, _ int64) { b[0] -= 8 }},
+		"middle of an earlier one":   {0, func(b []byte, _ int64) { b[len(b)/2] ^= 0x04 }},
+		"checksum of an earlier one": {1, func(b []byte, _ int64) { b[4] ^= 0x10 }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeBatches(t, dir, 3)
+			off := damage(t, dir, c.batch, c.how)
+			name := segments(t, dir)[0]
+			before, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // nothing is repaired behind the user's back: it fails again
+				l, err := journal.Open(dir)
+				if err == nil {
+					l.Close()
+				}
+				var ce *journal.CorruptError
+				if !errors.As(err, &ce) {
+					t.Fatalf("Open = %v, want a *CorruptError", err)
+				}
+				if ce.File != name || ce.Offset != off {
+					t.Fatalf("CorruptError names %s at %d, want %s at %d", ce.File, ce.Offset, name, off)
+				}
+				after, err := os.ReadFile(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(after, before) {
+					t.Fatal("Open changed the corrupt segment")
+				}
+			}
 		})
 	}
 }
@@ -197,7 +290,7 @@ func TestTornLastBatchIsTruncated(t *testing.T) {
 func TestInvalidBatchBeforeValidOneIsCorruption(t *testing.T) {
 	dir := t.TempDir()
 	writeBatches(t, dir, 3)
-	off := damage(t, dir, 1, func(b []byte) { b[19] ^= 0xff })
+	off := damage(t, dir, 1, func(b []byte, _ int64) { b[19] ^= 0xff })
 	_, err := journal.Open(dir)
 	var ce *journal.CorruptError
 	if !errors.As(err, &ce) {
@@ -388,7 +481,7 @@ func TestSmallerPayloadLimitKeepsOldRecords(t *testing.T) {
 	t.Run("after an invalid batch", func(t *testing.T) {
 		dir := t.TempDir()
 		write(t, dir, recs, "a", "b", "big")
-		damage(t, dir, 1, func(b []byte) { clear(b[:16]) })
+		damage(t, dir, 1, func(b []byte, _ int64) { clear(b[:16]) })
 		l, err := journal.Open(dir, journal.WithSegmentSize(64<<10), narrow)
 		if err == nil {
 			l.Close()

@@ -16,8 +16,8 @@ import (
 // for every file, what has been synced and what the process sees, page by
 // page, and for the directory, which entries a SyncDir made durable. A
 // crash image is then any state the disk may be left in: synced bytes
-// survive; the unsynced bytes of each page survive, are lost or are zeroed,
-// together; and a prefix
+// survive; the unsynced bytes of each page (4 KiB, or the unit set in
+// page) survive, are lost or are zeroed, together; and a prefix
 // of the directory changes since the last SyncDir survives, in order.
 type memFS struct {
 	mu       sync.Mutex
@@ -31,6 +31,7 @@ type memFS struct {
 	failSync error         // the next Datasync fails with it
 	delay    time.Duration // added to every Datasync
 	syncs    int
+	page     int64 // the unit of a crash: a disk page, or a sector for harsher tears
 }
 
 const pageSize = 4096
@@ -38,6 +39,7 @@ const pageSize = 4096
 var errCrashed = errors.New("memfs: crashed")
 
 type memFile struct {
+	page   int64 // its file system's
 	data   []byte
 	synced []byte
 	dirty  map[int64]extent // by page: the bytes changed since the last sync
@@ -53,7 +55,7 @@ type dirOp struct {
 }
 
 func newMemFS() *memFS {
-	return &memFS{live: map[string]*memFile{}, durable: map[string]*memFile{}, locks: map[string]bool{}}
+	return &memFS{live: map[string]*memFile{}, durable: map[string]*memFile{}, locks: map[string]bool{}, page: pageSize}
 }
 
 // op counts a write or a sync, and fails it once the crash has happened.
@@ -75,6 +77,7 @@ func (fs *memFS) image(rng *rand.Rand) *memFS {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	out := newMemFS()
+	out.page = fs.page
 	dir := maps.Clone(fs.durable)
 	for _, op := range fs.dirOps[:rng.IntN(len(fs.dirOps)+1)] {
 		switch op.kind {
@@ -96,7 +99,7 @@ func (fs *memFS) image(rng *rand.Rand) *memFS {
 			out.live[name] = g
 			continue
 		}
-		g := &memFile{data: slices.Clone(f.synced), dirty: map[int64]extent{}}
+		g := &memFile{page: fs.page, data: slices.Clone(f.synced), dirty: map[int64]extent{}}
 		for _, page := range slices.Sorted(maps.Keys(f.dirty)) {
 			e := f.dirty[page]
 			switch rng.IntN(3) {
@@ -144,7 +147,7 @@ func (fs *memFS) Create(name string) (file, error) {
 	if err := fs.op(); err != nil {
 		return nil, err
 	}
-	f := &memFile{dirty: map[int64]extent{}}
+	f := &memFile{page: fs.page, dirty: map[int64]extent{}}
 	fs.live[name] = f
 	fs.dirOps = append(fs.dirOps, dirOp{kind: "create", to: name, file: f})
 	return &memHandle{fs: fs, f: f}, nil
@@ -258,8 +261,8 @@ func (h *memHandle) WriteAt(p []byte, off int64) (int, error) {
 
 // touch marks the bytes [lo, hi) changed since the last sync.
 func (f *memFile) touch(lo, hi int64) {
-	for page := lo / pageSize; page*pageSize < hi; page++ {
-		e := extent{max(lo, page*pageSize), min(hi, (page+1)*pageSize)}
+	for page := lo / f.page; page*f.page < hi; page++ {
+		e := extent{max(lo, page*f.page), min(hi, (page+1)*f.page)}
 		if old, ok := f.dirty[page]; ok {
 			e = extent{min(old.lo, e.lo), max(old.hi, e.hi)}
 		}

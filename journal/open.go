@@ -3,6 +3,7 @@ package journal
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -13,17 +14,19 @@ import (
 )
 
 // CorruptError is a journal that Open refuses: damage that a crash cannot
-// explain, such as an invalid batch followed by a valid one. Nothing is
-// dropped silently: the log is not opened, and the error names the file
-// and the offset to look at.
+// explain, such as a batch whose checksum fails although every sector of
+// it was written, or an invalid batch followed by a valid one. Nothing is
+// dropped silently: the log is not opened, nothing on disk is changed, and
+// the error names the segment file and the offset to look at. Restore the
+// file from a backup, or repair it by hand, before opening the log again.
 type CorruptError struct {
-	File   string
-	Offset int64
+	File   string // the segment file
+	Offset int64  // of the damaged header or batch in File
 	Reason string
 }
 
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("journal: %s, offset %d: %s", e.File, e.Offset, e.Reason)
+	return fmt.Sprintf("journal: %s, offset %d: %s (Open changed nothing: restore the file from a backup, or repair it by hand, before opening the log again)", e.File, e.Offset, e.Reason)
 }
 
 // Open opens the file log in dir, creating dir if need be, and recovers
@@ -31,10 +34,13 @@ func (e *CorruptError) Error() string {
 // an error that says so when another holds it.
 //
 // Recovery reads every segment from the last snapshot on. A crash can
-// damage only the last batch, the one not yet synced, so an invalid last
-// batch (torn, zeroed or partly written) is truncated and the open goes
-// on; it was never acknowledged. An invalid batch with a valid one after
-// it is corruption, and Open returns a *CorruptError.
+// damage only the last batch, the one not yet synced, and only by leaving
+// some of its sectors unwritten: a torn last batch (one that runs past the
+// end of the file, or has a sector of zeros in the preallocated file) is
+// truncated and the open goes on; it was never acknowledged. Anything
+// else is corruption, and Open returns a *CorruptError and changes
+// nothing: a batch whose checksum fails although every sector of it was
+// written, last or not, and an invalid batch with a valid one after it.
 //
 // Open runs on Linux and macOS; elsewhere it returns an error that says so.
 func Open(dir string, opts ...Option) (*File, error) {
@@ -217,9 +223,13 @@ func (l *File) readFile(name string) ([]byte, error) {
 }
 
 // replay applies the batches of s to the index and sets s.end. It reports
-// bad when s ends in an invalid batch that nothing valid follows, in s or
-// in the later segments: the torn tail of a crash. Anything else that is
-// wrong is a *CorruptError.
+// bad when s ends in a torn batch that nothing valid follows, in s or in
+// the later segments: the tail of a crash. A batch is torn when it runs
+// past the end of the file or some sector of it is all zeros, the sector
+// that the crash did not let the disk write (see tornBatch). Anything else
+// that is wrong is a *CorruptError: a batch whose checksum fails although
+// all of it was written, wherever it is, or one whose checksum matches but
+// whose records do not decode.
 //
 // The log's payload limit governs new appends only: a record on disk was
 // acknowledged under the limit of its day, so replay decodes up to
@@ -229,7 +239,13 @@ func (l *File) replay(s *loaded, later []loaded) (bad bool, err error) {
 	off := int64(segmentHeaderSize)
 	for off < int64(len(s.data)) && !zeroHeader(s.data[off:]) {
 		n, recs, size, derr := decodeBatch(s.data[off:], maxPayloadCap)
+		if errors.Is(derr, errBadRecords) {
+			return false, &CorruptError{File: s.name, Offset: off, Reason: "the batch's checksum matches, but its records are not in the journal's format: it was written so, by another program or a bug"}
+		}
 		if derr != nil {
+			if !tornBatch(s.data, off) {
+				return false, &CorruptError{File: s.name, Offset: off, Reason: "the batch's checksum does not match, yet every sector of it was written: a torn write leaves a sector of zeros, so the batch was damaged after it was written (a failing disk, or a write from outside the journal)"}
+			}
 			bad = true
 			break
 		}
@@ -245,6 +261,12 @@ func (l *File) replay(s *loaded, later []loaded) (bad bool, err error) {
 		off += int64(size)
 	}
 	s.end = off
+	// Bytes after a header of zeros are what is left of a torn batch whose
+	// first sector was not written: a torn tail too, to be zeroed, lest a
+	// later batch, shorter than it, be followed by its remains.
+	if !bad && int64(len(bytes.TrimRight(s.data, "\x00"))) > off {
+		bad = true
+	}
 	// Nothing valid may follow the end of the data: not in this segment,
 	// and, after an invalid batch, not in a later one.
 	if at, ok := l.findValid(s.data, off+align); ok {
