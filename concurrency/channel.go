@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/internal/ordered"
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
 )
 
@@ -61,8 +62,8 @@ type envelope[T any] struct {
 // New returns a channel with room for capacity values (0 for a channel on
 // which each Send waits for a Receive). It fails when capacity is negative.
 func New[T any](capacity int, opts ...Option) (*TracedChannel[T], error) {
-	if capacity < 0 {
-		return nil, fmt.Errorf("concurrency: New(%d): the capacity must be 0 or more", capacity)
+	if capacity < 0 || capacity > ordered.MaxBuffer {
+		return nil, fmt.Errorf("concurrency: New(%d): the capacity must be 0 to %d", capacity, ordered.MaxBuffer)
 	}
 	c := &config{name: "channel"}
 	for _, o := range opts {

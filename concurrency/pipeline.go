@@ -84,10 +84,10 @@ func NewStage[In, Out any](name string, fn func(context.Context, In) (Out, error
 		return nil, errors.New(`concurrency: NewStage(""): a stage needs a name; it labels its spans and metrics`)
 	case fn == nil:
 		return nil, fmt.Errorf("concurrency: NewStage(%q, nil): the function must not be nil", name)
-	case c.workers < 1:
-		return nil, fmt.Errorf("concurrency: stage %q: Workers(%d): at least 1 worker is needed", name, c.workers)
-	case c.buffer < 0:
-		return nil, fmt.Errorf("concurrency: stage %q: Buffer(%d): the buffer must be 0 or more", name, c.buffer)
+	case c.workers < 1 || c.workers > ordered.MaxBuffer:
+		return nil, fmt.Errorf("concurrency: stage %q: Workers(%d): the workers must be 1 to %d", name, c.workers, ordered.MaxBuffer)
+	case c.buffer < 0 || c.buffer > ordered.MaxBuffer:
+		return nil, fmt.Errorf("concurrency: stage %q: Buffer(%d): the buffer must be 0 to %d", name, c.buffer, ordered.MaxBuffer)
 	}
 	return &Stage[In, Out]{name: name, fn: fn, workers: c.workers, buffer: c.buffer, unordered: c.unordered}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -319,4 +320,14 @@ func TestPipelineMetrics(t *testing.T) {
 	run := r.Ended("pipeline m")
 	require.Len(t, run, 1)
 	assert.EqualValues(t, 1, telemetrytest.Attrs(run[0].Attributes())["otelpatterns.pipeline.skipped"].AsInt64())
+}
+
+// Sizes too large to make are constructor errors, never a makechan panic.
+func TestHugeSizesAreErrors(t *testing.T) {
+	_, err := concurrency.New[int](math.MaxInt)
+	assert.ErrorContains(t, err, "capacity")
+	_, err = concurrency.NewStage("s", func(_ context.Context, n int) (int, error) { return n, nil }, concurrency.Buffer(math.MaxInt))
+	assert.ErrorContains(t, err, "Buffer")
+	_, err = concurrency.NewStage("s", func(_ context.Context, n int) (int, error) { return n, nil }, concurrency.Workers(math.MaxInt))
+	assert.ErrorContains(t, err, "Workers")
 }

@@ -303,3 +303,17 @@ func TestTelemetryReference(t *testing.T) {
 	delete(emitted, telemetrytest.Span) // the test's own span
 	telemetrytest.Check(t, "errs", emitted)
 }
+
+// A Collector with a Limit keeps the first errors and counts the rest.
+func TestCollectorLimit(t *testing.T) {
+	c := errs.Collector{Limit: 2}
+	for i := range 1000 {
+		c.Add(fmt.Errorf("e%d", i))
+	}
+	if c.Len() != 1000 {
+		t.Fatalf("Len = %d", c.Len())
+	}
+	if got := c.Err().Error(); got != "e0\ne1\nerrs: and 998 more errors" {
+		t.Fatalf("Err = %q", got)
+	}
+}

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -377,4 +380,34 @@ func TestResult(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Equal(t, []int{1, 2}, got)
+}
+
+// A concurrency too large to run is an error; a large one over a short
+// sequence starts no more goroutines than it needs.
+func TestParallelMapSeqConcurrencyBounds(t *testing.T) {
+	double := func(_ context.Context, n int) (int, error) { return 2 * n, nil }
+	for _, err := range functional.ParallelMapSeq(context.Background(), slices.Values([]int{1}), double, functional.WithConcurrency(math.MaxInt)) {
+		if err == nil || !strings.Contains(err.Error(), "WithConcurrency") {
+			t.Fatalf("WithConcurrency(MaxInt): %v; want an error naming it", err)
+		}
+	}
+	before := runtime.NumGoroutine()
+	most := 0
+	var mu sync.Mutex
+	watch := func(_ context.Context, n int) (int, error) {
+		mu.Lock()
+		most = max(most, runtime.NumGoroutine()-before)
+		mu.Unlock()
+		return 2 * n, nil
+	}
+	var got []int
+	for v, err := range functional.ParallelMapSeq(context.Background(), slices.Values([]int{1, 2, 3}), watch, functional.WithConcurrency(100_000)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, v)
+	}
+	if !slices.Equal(got, []int{2, 4, 6}) || most > 6 {
+		t.Fatalf("got %v with up to %d more goroutines; want [2 4 6] with a handful", got, most)
+	}
 }

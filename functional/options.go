@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/otelpatterns/internal/ordered"
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
 )
 
@@ -34,8 +35,8 @@ func newConfig(opts []Option) (*config, error) {
 			o.apply(c)
 		}
 	}
-	if c.concurrency < 1 {
-		return nil, fmt.Errorf("functional: WithConcurrency(%d): the concurrency must be at least 1", c.concurrency)
+	if c.concurrency < 1 || c.concurrency > ordered.MaxBuffer {
+		return nil, fmt.Errorf("functional: WithConcurrency(%d): the concurrency must be 1 to %d", c.concurrency, ordered.MaxBuffer)
 	}
 	return c, nil
 }

@@ -2,10 +2,10 @@ package functional
 
 import (
 	"context"
-	"errors"
 	"iter"
 	"sync"
 
+	"github.com/otelpatterns/otelpatterns/errs"
 	"github.com/otelpatterns/otelpatterns/internal/ordered"
 )
 
@@ -79,6 +79,10 @@ func parallel[T, R any](ctx context.Context, op string, items []T, fn func(conte
 	return out, err
 }
 
+// maxWindow bounds the values ParallelMapSeq holds pulled and not yet
+// yielded, however large the concurrency.
+const maxWindow = 1 << 16
+
 // ParallelMapSeq returns a sequence of fn applied to each value of seq, in
 // seq's order, run on up to WithConcurrency goroutines as ParallelMap runs
 // it. Values are pulled from seq as goroutines free up, with at most twice
@@ -102,26 +106,42 @@ func ParallelMapSeq[T, R any](ctx context.Context, seq iter.Seq[T], fn func(cont
 			return
 		}
 		ctx, call := startCall(ctx, c, "parallel_map", -1, c.concurrency)
-		s := ordered.NewStream(ctx, seq, c.concurrency, 2*c.concurrency, c.mode(), true,
-			func(ctx context.Context, _ int, item T) (R, error) { return fn(ctx, item) })
+		// The goroutines start as the values come, one more per value
+		// pulled until there are c.concurrency: a short sequence under a
+		// large concurrency starts no more than it needs. seq is pulled
+		// by a runner, under the stream's lock, so started needs no lock
+		// of its own, and the runner count cannot be zero when it grows.
 		var wg sync.WaitGroup
-		for range c.concurrency {
-			wg.Go(func() { s.Work(nil) })
+		var s *ordered.Stream[T, R]
+		started := 1
+		grow := func(yield func(T) bool) {
+			for v := range seq {
+				if started < c.concurrency {
+					started++
+					s.AddRunner()
+					wg.Go(func() { s.Work(nil) })
+				}
+				if !yield(v) {
+					return
+				}
+			}
 		}
-		var failed []error
+		window := min(2*c.concurrency, maxWindow)
+		s = ordered.NewStream(ctx, grow, 1, window, c.mode(), true,
+			func(ctx context.Context, _ int, item T) (R, error) { return fn(ctx, item) })
+		wg.Go(func() { s.Work(nil) })
+		failed := errs.Collector{Limit: ordered.KeptErrors} // for the span, over a sequence of any length
 		n := 0
 		for r, err := range s.Results() {
 			n++
-			if err != nil {
-				failed = append(failed, err)
-			}
+			failed.Add(err)
 			if !yield(r, err) {
 				break
 			}
 		}
 		wg.Wait()
 		call.setItems(n)
-		call.end(errors.Join(failed...))
+		call.end(failed.Err())
 	}
 }
 

@@ -87,7 +87,7 @@ func (p *WorkerPool[In, Out]) ProcessSeq(ctx context.Context, seq iter.Seq[In], 
 		s := ordered.NewStream(itemCtx, seq, runners, 2*runners, bc.mode(), !bc.unordered, p.item(bc, &failures))
 		p.launch(ctx, s, runners, false)
 		defer func() { p.countBatch(s.Ran(), &failures) }()
-		var failed errs.Collector
+		failed := errs.Collector{Limit: ordered.KeptErrors} // for the span, over a sequence of any length
 		for out, err := range s.Results() {
 			failed.Add(err)
 			if !yield(out, err) {

@@ -2,6 +2,8 @@ package pool_test
 
 import (
 	"context"
+	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -111,4 +113,15 @@ func TestShutdownWithNothingQueuedReturnsNil(t *testing.T) {
 	defer cancel()
 	assert.NoError(t, p.Shutdown(ctx))
 	assert.NoError(t, p.Shutdown(ctx), "idempotent")
+}
+
+// Sizes too large to make are constructor errors that name the option,
+// never a makechan panic.
+func TestHugeSizesAreErrors(t *testing.T) {
+	for name, opt := range map[string]pool.Option{"WithQueueSize": pool.WithQueueSize(math.MaxInt), "WithWorkers": pool.WithWorkers(math.MaxInt)} {
+		p, err := pool.NewFunc(opt)
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s(MaxInt): %v, %v; want an error naming it", name, p, err)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
+	"github.com/otelpatterns/otelpatterns/internal/ordered"
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
 )
 
@@ -45,8 +46,12 @@ func newConfig(opts []Option) (config, error) {
 	switch {
 	case c.workers <= 0:
 		return c, fmt.Errorf("pool: WithWorkers(%d): the number of workers must be at least 1", c.workers)
+	case c.workers > ordered.MaxBuffer:
+		return c, fmt.Errorf("pool: WithWorkers(%d): at most %d workers", c.workers, ordered.MaxBuffer)
 	case c.queueSize < 0:
 		return c, fmt.Errorf("pool: WithQueueSize(%d): the queue size must be 0 (hand each task straight to a worker) or more", c.queueSize)
+	case c.queueSize > ordered.MaxBuffer:
+		return c, fmt.Errorf("pool: WithQueueSize(%d): at most %d tasks may wait; a longer queue only holds memory that backpressure should bound", c.queueSize, ordered.MaxBuffer)
 	case c.name == "":
 		return c, fmt.Errorf("pool: WithName(\"\"): the name must not be empty; it labels the pool's spans and metrics")
 	case c.limit != nil && (c.limit.limit <= 0 || math.IsNaN(float64(c.limit.limit))):

@@ -16,3 +16,14 @@
 //   - [Stream] runs over an iter.Seq of unknown length, with a bounded window
 //     of items in flight, and yields results in input order or as they come.
 package ordered
+
+// MaxBuffer bounds every size the library makes a channel or a set of
+// goroutines from (a queue, a channel's capacity, a stage's buffer, a number
+// of workers): a larger one is a constructor error that says so, never a
+// "makechan: size out of range" panic, nor millions of goroutines started
+// for a sequence that may hold ten items.
+const MaxBuffer = 1 << 24
+
+// KeptErrors is how many of a sequence's errors a span records in
+// collect-all mode; the rest are counted. Every error is still yielded.
+const KeptErrors = 8

@@ -111,6 +111,12 @@ func (s *Stream[In, Out]) Work(pause func()) {
 // Results has returned.
 func (s *Stream[In, Out]) Ran() int { return int(s.ran.Load()) }
 
+// AddRunner promises one more runner. Call it from a runner inside Work
+// (the sequence's own code runs there), so that the count of runners
+// cannot have reached zero: for a caller that starts runners as the items
+// come, not all at first.
+func (s *Stream[In, Out]) AddRunner() { s.runners.Add(1) }
+
 // Abandon tells the stream that one promised runner will never run, because
 // of err. If no runner ever ran, the stream yields err.
 func (s *Stream[In, Out]) Abandon(err error) {
