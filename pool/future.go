@@ -55,6 +55,10 @@ func (f *Future[Out]) Wait(ctx context.Context) (Out, error) {
 	if f.done.Load() {
 		return f.out, f.err
 	}
+	if ctx == nil {
+		var zero Out
+		return zero, errNilContext
+	}
 	if h := f.helper; h != nil && ctx.Value(inTaskKey{}) == h.owner {
 		h.run() // runs the task unless a worker has claimed it
 	}

@@ -174,6 +174,9 @@ func (p *WorkerPool[In, Out]) Close() error {
 // drained and ctx's error if it gave up; tasks must honour their context
 // for it to return promptly. It is idempotent.
 func (p *WorkerPool[In, Out]) Shutdown(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	p.shut()
 	select {
 	case <-p.exited:

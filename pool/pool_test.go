@@ -539,4 +539,13 @@ func TestNilContextIsAnError(t *testing.T) {
 	for _, err := range p.ProcessSeq(nil, func(func(int) bool) {}) { //nolint:staticcheck
 		assert.ErrorContains(t, err, "nil context")
 	}
+	f, err := p.Submit(context.Background(), 1)
+	require.NoError(t, err)
+	//lint:ignore SA1012 passing nil is the point of the test
+	_, err = f.Wait(nil) //nolint:staticcheck
+	if err != nil {      // the result may be in already; a wait that must block says nil context
+		assert.ErrorContains(t, err, "nil context")
+	}
+	//lint:ignore SA1012 passing nil is the point of the test
+	assert.ErrorContains(t, p.Shutdown(nil), "nil context") //nolint:staticcheck
 }

@@ -12,8 +12,9 @@ import (
 // that a failing dependency is not hit with every caller's retries at once.
 //
 // It holds up to max tokens and starts full. Each failed attempt takes a
-// token; each success gives back ratio of one. While fewer than half the
-// tokens are left, no retry is allowed (first attempts always are), unless
+// token; each success gives back ratio of one. While at most half the
+// tokens are left (gRPC's rule: a retry needs more than half), no retry is
+// allowed (first attempts always are), unless
 // the floor limiter, if any, grants one. Share one Budget between the
 // Policies of one dependency; it is safe for concurrent use and costs two
 // atomic operations a call.
