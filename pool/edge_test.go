@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"strings"
 	"sync"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/otelpatterns/pool"
 )
 
@@ -123,5 +126,38 @@ func TestHugeSizesAreErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s(MaxInt): %v, %v; want an error naming it", name, p, err)
 		}
+	}
+}
+
+// A task that the rate limit cannot start before its deadline fails with
+// ErrRateLimited, which matches the deadline too, and is counted as
+// rate_limited, not canceled.
+func TestRateLimitedTaskMissesItsDeadline(t *testing.T) {
+	rec := telemetrytest.NewRecorders(t)
+	p, err := pool.New(func(_ context.Context, n int) (int, error) { return n, nil },
+		pool.WithRateLimit(1, 1), pool.WithWorkers(1), pool.WithMeterProvider(rec.MeterProvider))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	if _, err := p.Process(ctx, []int{1}); err != nil { // takes the one token
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond) // the next token comes in a second
+	defer cancel()
+	_, err = p.Process(short, []int{2})
+	if !errors.Is(err, pool.ErrRateLimited) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Process = %v; want ErrRateLimited matching the deadline", err)
+	}
+	m := rec.Metrics(t)["otelpatterns.pool.tasks"]
+	found := false
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		if o, _ := dp.Attributes.Value("otelpatterns.outcome"); o.AsString() == "rate_limited" && dp.Value == 1 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no task counted as rate_limited: %+v", m.Data)
 	}
 }

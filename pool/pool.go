@@ -19,6 +19,10 @@ var (
 	// ErrQueueFull is returned by TrySubmit when the queue has no room; the
 	// task is counted as dropped.
 	ErrQueueFull = errors.New("pool: queue full")
+	// ErrRateLimited: the pool's rate limit (WithRateLimit) would not let
+	// the task start before its context's deadline. The error matches
+	// context.DeadlineExceeded too, and counts as outcome rate_limited.
+	ErrRateLimited = errors.New("pool: rate limited: the task could not start before its deadline")
 )
 
 // WorkerPool runs tasks on a bounded set of workers, fed by a bounded queue.

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"errors"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -29,7 +30,7 @@ const (
 
 var outcomes = [...]string{
 	telemetry.OutcomeSuccess, telemetry.OutcomeError, telemetry.OutcomePanic,
-	telemetry.OutcomeCanceled, telemetry.OutcomeDropped,
+	telemetry.OutcomeCanceled, telemetry.OutcomeDropped, outcomeRateLimited,
 }
 
 // instruments is a pool's telemetry, built once in New, with the attribute
@@ -110,8 +111,19 @@ func (in *instruments) finish(ctx context.Context, span trace.Span, ran telemetr
 			in.duration.Record(ctx, ran.Seconds(), metric.WithAttributes(in.name, errs.ErrorType(err)))
 		}
 	}
-	in.count(ctx, telemetry.Outcome(err))
+	in.count(ctx, outcome(err))
 }
+
+// outcome classifies a task's error: as the library does, but a task that
+// the rate limit kept from starting is rate_limited, not canceled.
+func outcome(err error) string {
+	if errors.Is(err, ErrRateLimited) {
+		return outcomeRateLimited
+	}
+	return telemetry.Outcome(err)
+}
+
+const outcomeRateLimited = "rate_limited"
 
 func (in *instruments) count(ctx context.Context, outcome string) {
 	if in.tasks.Enabled(ctx) {

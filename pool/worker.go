@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync/atomic"
 
@@ -211,8 +212,11 @@ func (p *WorkerPool[In, Out]) call(ctx context.Context, waited telemetry.Stopwat
 	}
 	ran := telemetry.StartStopwatch(telemetry.Measuring(ctx, span, p.inst.duration))
 	var err error
-	if p.limiter != nil {
-		err = p.limiter.Wait(ctx)
+	if p.limiter != nil && p.limiter.Wait(ctx) != nil {
+		err = ctx.Err() // canceled, or the deadline passed while it waited
+		if err == nil { // the wait would outlast the deadline: it never began
+			err = fmt.Errorf("%w: %w", ErrRateLimited, context.DeadlineExceeded)
+		}
 	}
 	if err == nil {
 		err = errs.Try(func() error { return fn(ctx) })
