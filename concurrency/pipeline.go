@@ -561,26 +561,36 @@ const (
 	metricBuffer   = telemetry.Prefix + "pipeline.buffer.length"
 )
 
+// pipelineInstruments are a run's telemetry: the instruments, shared by
+// every run on the same providers, and the run's name.
 type pipelineInstruments struct {
+	*pipelineTelemetry
+	name attribute.KeyValue
+}
+
+// pipelineTelemetry is built once per distinct set of providers (the
+// cache): a run must not build a tracer, a meter and five instruments.
+type pipelineTelemetry struct {
 	tel      *telemetry.Telemetry
-	name     attribute.KeyValue
 	in, out  metric.Int64Counter
 	failed   metric.Int64Counter
 	duration metric.Float64Histogram
 	buffer   metric.Int64ObservableUpDownCounter
 }
 
-func newPipelineInstruments(c *config) *pipelineInstruments {
-	tel := telemetry.New(telemetry.Scope("concurrency"), c.tel)
-	return &pipelineInstruments{
+var pipelineCache = telemetry.NewCache(telemetry.Scope("concurrency"), func(tel *telemetry.Telemetry) *pipelineTelemetry {
+	return &pipelineTelemetry{
 		tel:      tel,
-		name:     keyPipeline.String(c.name),
 		in:       tel.Counter(metricItemsIn, "{item}", "Values a pipeline stage took in."),
 		out:      tel.Counter(metricItemsOut, "{item}", "Values a pipeline stage passed on."),
 		failed:   tel.Counter(metricFailed, "{item}", "Values skipped because their stage failed (WithSkipFailed)."),
 		duration: tel.Duration(metricItemDur, "How long a stage took over one value."),
 		buffer:   tel.ObservableUpDownCounter(metricBuffer, "{item}", "Values waiting in a stage's output buffer."),
 	}
+})
+
+func newPipelineInstruments(c *config) *pipelineInstruments {
+	return &pipelineInstruments{pipelineTelemetry: pipelineCache.Get(c.tel), name: keyPipeline.String(c.name)}
 }
 
 // stageMetrics are a pipelineInstruments with one stage's attributes.

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -330,4 +332,38 @@ func TestHugeSizesAreErrors(t *testing.T) {
 	assert.ErrorContains(t, err, "Buffer")
 	_, err = concurrency.NewStage("s", func(_ context.Context, n int) (int, error) { return n, nil }, concurrency.Workers(math.MaxInt))
 	assert.ErrorContains(t, err, "Workers")
+}
+
+// countingMeter counts the instruments built through it.
+type countingMeter struct {
+	metricnoop.Meter
+	built *atomic.Int64
+}
+
+func (m countingMeter) Int64Counter(name string, opts ...metric.Int64CounterOption) (metric.Int64Counter, error) {
+	m.built.Add(1)
+	return m.Meter.Int64Counter(name, opts...)
+}
+
+type countingProvider struct {
+	metricnoop.MeterProvider
+	built *atomic.Int64
+}
+
+func (p countingProvider) Meter(string, ...metric.MeterOption) metric.Meter {
+	return countingMeter{built: p.built}
+}
+
+// Runs on the same providers share their instruments: twenty runs build
+// them once.
+func TestRunsShareInstruments(t *testing.T) {
+	var built atomic.Int64
+	mp := countingProvider{built: &built}
+	id := stage(t, "id", func(_ context.Context, n int) (int, error) { return n, nil })
+	for range 20 {
+		out := concurrency.Then(concurrency.From(bg, "p", slices.Values([]int{1, 2}), concurrency.WithMeterProvider(mp)), id)
+		_ = slices.Collect(out.All())
+		require.NoError(t, out.Err())
+	}
+	assert.Equal(t, int64(3), built.Load(), "in, out and failed counters, built once")
 }
