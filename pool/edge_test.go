@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -159,5 +160,98 @@ func TestRateLimitedTaskMissesItsDeadline(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no task counted as rate_limited: %+v", m.Data)
+	}
+}
+
+// A task's context keeps the whole contract for as long as it is held: a
+// child task started with it, running after its parent returned, sees
+// Done close when the request is cancelled, as Err says.
+func TestTaskContextOutlivesItsTask(t *testing.T) {
+	p, err := pool.NewFunc(pool.WithWorkers(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	req, cancel := context.WithCancel(context.Background())
+	parentDone := make(chan struct{})
+	childSaw := make(chan error, 1)
+	if err := p.Go(req, func(ctx context.Context) error {
+		defer close(parentDone)
+		return p.Go(ctx, func(ctx context.Context) error {
+			<-parentDone
+			time.Sleep(10 * time.Millisecond) // the parent has returned and been released
+			cancel()
+			select {
+			case <-ctx.Done():
+				childSaw <- ctx.Err()
+			case <-time.After(5 * time.Second):
+				childSaw <- errors.New("Done never closed")
+			}
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-childSaw; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the child's context: %v; want Done closed with Canceled", err)
+	}
+}
+
+// Contexts derived inside a task follow it without a goroutine each.
+func TestDerivingATaskContextStartsNoGoroutine(t *testing.T) {
+	p, err := pool.NewFunc(pool.WithWorkers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	req, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	extra := make(chan int, 1)
+	if err := p.Go(req, func(ctx context.Context) error {
+		before := runtime.NumGoroutine()
+		var cancels []context.CancelFunc
+		for range 100 {
+			_, c := context.WithTimeout(ctx, time.Hour)
+			cancels = append(cancels, c)
+		}
+		extra <- runtime.NumGoroutine() - before
+		for _, c := range cancels {
+			c()
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-extra; n > 5 {
+		t.Fatalf("100 contexts derived in a task started %d goroutines", n)
+	}
+	cancel()
+}
+
+// Shutdown that gives up on a running task ends its context: Done closes
+// and Err says why.
+func TestShutdownEndsARunningTasksContext(t *testing.T) {
+	p, err := pool.NewFunc(pool.WithWorkers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	saw := make(chan error, 1)
+	started := make(chan struct{})
+	if err := p.Go(req, func(ctx context.Context) error {
+		close(started)
+		<-ctx.Done()
+		saw <- ctx.Err()
+		return ctx.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	short, stop := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer stop()
+	_ = p.Shutdown(short)
+	if err := <-saw; err == nil {
+		t.Fatal("Done closed with a nil Err")
 	}
 }
