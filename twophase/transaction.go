@@ -299,9 +299,19 @@ func (t *tx) abandon(cause error) bool {
 	return true
 }
 
-// decided counts a transaction with a decision as in doubt here, until it
-// leaves this coordinator (finish): at End, or when the coordinator stops
-// driving it, after which the next Recover counts it again.
+// uncount takes the transaction out of the in_doubt gauge, if it is in it:
+// every participant acknowledged, or it leaves this coordinator.
+func (t *tx) uncount() {
+	if t.counted {
+		t.counted = false
+		t.c.ins.inDoubt.Add(t.ctx, -1)
+	}
+}
+
+// decided counts a transaction with a decision as in doubt here, until
+// every participant has acknowledged it, or it leaves this coordinator
+// unacknowledged (Close, the resolver off), after which the next Recover
+// counts it again.
 func (t *tx) decided() {
 	t.counted = true
 	t.c.ins.inDoubt.Add(t.ctx, 1)
@@ -351,6 +361,7 @@ func (t *tx) complete() {
 			return // stopped: left to Recover
 		}
 	}
+	t.uncount() // acknowledged everywhere: no longer in doubt
 	t.ack(nil)
 	// End is not forced either: a crash before it only means Recover sends
 	// the decision again, which participants take idempotently.
@@ -578,10 +589,8 @@ func (t *tx) finish() {
 	}
 	t.settle()
 	t.mu.Unlock()
+	t.uncount()
 	t.ack(err)
-	if t.counted {
-		t.c.ins.inDoubt.Add(t.ctx, -1)
-	}
 	t.endSpan()
 	t.stop(nil)
 }
