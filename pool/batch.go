@@ -149,7 +149,7 @@ func (p *WorkerPool[In, Out]) item(bc batchConfig, failures *tally) ordered.Func
 	var failMu sync.Mutex
 	return func(ctx context.Context, _ int, in In) (Out, error) {
 		var out Out
-		err := p.call(ctx, telemetry.Stopwatch{}, bc.itemSpans, func(ctx context.Context) (err error) {
+		err := p.call(ctx, telemetry.Stopwatch{}, bc.itemSpans && p.inst.tel.Fine(ctx), func(ctx context.Context) (err error) {
 			out, err = p.process(ctx, in)
 			return err
 		})

@@ -84,6 +84,7 @@ type job[In, Out any] struct {
 	fn     func(context.Context) error
 	runner runner
 	waited telemetry.Stopwatch
+	traced bool // decided at submission: the task gets a pool.task span
 }
 
 // runner is a batch's share of work: ordered.Batch and ordered.Stream.

@@ -97,8 +97,10 @@ func (p *WorkerPool[In, Out]) futureJob(ctx context.Context, in In) job[In, Out]
 
 var errNilContext = errors.New("pool: nil context: pass context.Background() if there is none")
 
-// prepare gives the job its context and starts the queue-wait stopwatch if
-// anyone will read it. context.Background() becomes the pool's base context
+// prepare gives the job its context, decides whether it gets a span (now,
+// at submission: a task that outlives its submitter's span, as one from a
+// handler that returns does, still belongs to its trace), and starts the
+// queue-wait stopwatch if anyone will read it. context.Background() becomes the pool's base context
 // as it is; any other context is wrapped, in tc when the caller has one to
 // spare (a future's), or in a new one.
 func (p *WorkerPool[In, Out]) prepare(ctx context.Context, j *job[In, Out], tc *taskContext) {
@@ -111,7 +113,8 @@ func (p *WorkerPool[In, Out]) prepare(ctx context.Context, j *job[In, Out], tc *
 		tc.Context, tc.base = ctx, p.base
 		j.ctx = tc
 	}
-	j.waited = telemetry.StartStopwatch(p.inst.measuring(ctx))
+	j.traced = p.inst.tel.Fine(ctx)
+	j.waited = telemetry.StartStopwatch(j.traced || p.inst.queueWait.Enabled(ctx))
 }
 
 // enqueue hands j to the queue. With block, it waits for room until ctx

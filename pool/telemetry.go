@@ -80,23 +80,15 @@ func (in *instruments) observe(queued, busy func() int64) func() {
 	}, in.queueLen, in.busy)
 }
 
-// startTask starts a pool.task span when the task's context allows one
-// (telemetry.Telemetry.Fine), with the queue wait when it was measured.
+// startTask starts a pool.task span, with the queue wait when it was
+// measured; the caller decided that the task gets one (Fine, when it was
+// submitted).
 func (in *instruments) startTask(ctx context.Context, waited telemetry.Stopwatch) (context.Context, trace.Span) {
-	if !in.tel.Fine(ctx) {
-		return ctx, telemetry.NoSpan
-	}
 	attrs := []attribute.KeyValue{in.name}
 	if waited.Running() {
 		attrs = append(attrs, keyQueueWait.Float64(waited.Seconds()))
 	}
 	return in.tel.Tracer.Start(ctx, spanTask, trace.WithAttributes(attrs...))
-}
-
-// measuring reports whether a task submitted with ctx needs its queue wait
-// measured: for its span, or for the queue-wait histogram.
-func (in *instruments) measuring(ctx context.Context) bool {
-	return in.tel.Fine(ctx) || in.queueWait.Enabled(ctx)
 }
 
 // finish records a task's end: its span's status, its duration and its

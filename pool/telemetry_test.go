@@ -54,6 +54,32 @@ func TestTaskSpanIsChildOfSubmitter(t *testing.T) {
 	assert.Equal(t, "Unset", s.Status().Code.String())
 }
 
+// Whether a task is traced is decided when it is submitted: a handler that
+// calls Go and returns, ending its span, does not take the task's span
+// with it.
+func TestTaskOfAnEndedSpanIsStillTraced(t *testing.T) {
+	r := newRecorders(t)
+	release := make(chan struct{})
+	p := mustNew(t, double, r.options(pool.WithWorkers(1))...)
+	busy := make(chan struct{})
+	require.NoError(t, p.Go(context.Background(), func(context.Context) error { <-busy; return nil })) // the one worker is busy
+	ctx, handler := r.TracerProvider.Tracer("test").Start(context.Background(), "handler")
+	ran := make(chan struct{})
+	require.NoError(t, p.Go(ctx, func(context.Context) error { <-release; close(ran); return nil }))
+	handler.End() // the handler returns before the task runs
+	close(busy)
+	close(release)
+	<-ran
+	require.NoError(t, p.Shutdown(context.Background()))
+	var found bool
+	for _, s := range r.Ended("pool.task") {
+		if s.Parent().SpanID() == handler.SpanContext().SpanID() {
+			found = true
+		}
+	}
+	assert.True(t, found, "the task's span, a child of the ended handler span")
+}
+
 func TestNoTaskSpanWithoutRecordingParent(t *testing.T) {
 	r := newRecorders(t)
 	p := mustNew(t, double, r.options()...)

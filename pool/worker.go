@@ -187,7 +187,7 @@ func (p *WorkerPool[In, Out]) run(j job[In, Out], t *tally, pause func()) {
 	}
 	p.inst.recordWait(j.ctx, j.waited)
 	var out Out
-	err := p.call(j.ctx, j.waited, true, func(ctx context.Context) (err error) {
+	err := p.call(j.ctx, j.waited, j.traced, func(ctx context.Context) (err error) {
 		if j.fn != nil {
 			return j.fn(ctx)
 		}
