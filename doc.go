@@ -9,18 +9,29 @@
 //
 // Each package is one pattern; import the ones you need.
 //
-//	errs         TracedError, the one way to record an error on a span, panic capture
-//	pool         WorkerPool: bounded, generic, futures, batches, graceful shutdown
-//	functional   Map, Filter, Reduce over slices and iter.Seq; ParallelMap; Result
-//	retry        retry policies with backoff and jitter, retry budgets, circuit breaker
-//	concurrency  TracedChannel, typed pipelines, fan-out, fan-in, batching, Singleflight
-//	journal      the durable write-ahead log that saga and twophase share
-//	saga         a durable Saga runner: steps, compensation, recovery after a crash
-//	twophase     a two-phase-commit coordinator with presumed abort and recovery,
-//	             and its HTTP transport
+//   - [github.com/otelpatterns/otelpatterns/errs]: TracedError, the one way to
+//     record an error on a span, panic capture.
+//   - [github.com/otelpatterns/otelpatterns/pool]: WorkerPool, bounded and
+//     generic, with futures, batches and graceful shutdown.
+//   - [github.com/otelpatterns/otelpatterns/functional]: Map, Filter, Reduce
+//     over slices and iter.Seq; ParallelMap; Result.
+//   - [github.com/otelpatterns/otelpatterns/retry]: retry policies with backoff
+//     and jitter, retry budgets, a circuit breaker.
+//   - [github.com/otelpatterns/otelpatterns/concurrency]: TracedChannel, typed
+//     pipelines, fan-out, fan-in, batching, Singleflight.
+//   - [github.com/otelpatterns/otelpatterns/journal]: the durable write-ahead
+//     log that saga and twophase share.
+//   - [github.com/otelpatterns/otelpatterns/saga]: a durable Saga runner:
+//     steps, compensation, recovery after a crash.
+//   - [github.com/otelpatterns/otelpatterns/twophase]: a two-phase-commit
+//     coordinator with presumed abort and recovery, and its HTTP transport.
+//   - [github.com/otelpatterns/otelpatterns/sampling]: consistent, composable
+//     and adaptive samplers for the SDK.
 //
-// The module's examples directory holds runnable programs: a quickstart,
-// a shop's order saga and a bank's transfers.
+// Start with the quickstart, a guided tour of every package that prints its
+// traces as trees: go -C examples run ./quickstart, in a clone of the
+// module. The examples directory also holds a shop's order saga and a
+// bank's transfers, runnable against any OpenTelemetry backend.
 //
 // # Passing providers
 //
@@ -29,8 +40,9 @@
 // WithPropagators where context crosses a boundary that serialises it). A
 // nil provider is ignored; when none is given the global one from
 // go.opentelemetry.io/otel is used. The library never imports the
-// OpenTelemetry SDK: the application owns the providers, their exporters and
-// their shutdown.
+// OpenTelemetry SDK (but for package sampling, whose samplers are the SDK's
+// type, so that only programs that import it link the SDK through it): the
+// application owns the providers, their exporters and their shutdown.
 //
 //	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter))
 //	defer tp.Shutdown(context.Background())
