@@ -42,12 +42,17 @@ type tx struct {
 	// ctx carries the transaction's span and the caller's values, and
 	// outlives the caller; stop cancels it when the coordinator gives up
 	// (Close). A recovered transaction's resolver spans link to span.
-	ctx     context.Context
-	stop    context.CancelCauseFunc
-	span    trace.Span
-	ended   bool  // span ended; touched by run's goroutine only
-	counted bool  // in the in_doubt gauge; touched by run's goroutine only
-	left    error // why phase 2 stopped short, for finish; run's goroutine only
+	ctx  context.Context
+	stop context.CancelCauseFunc
+	span trace.Span
+	// detached is ctx without its cancellation: the votes run under a
+	// timeout of their own derived from it (a child of ctx would register
+	// with it: a map and a channel per transaction), and kill ends them
+	// through unprepare.
+	detached context.Context
+	ended    bool  // span ended; touched by run's goroutine only
+	counted  bool  // in the in_doubt gauge; touched by run's goroutine only
+	left     error // why phase 2 stopped short, for finish; run's goroutine only
 
 	epoch, seq uint64 // of the journal; run's goroutine alone appends
 
@@ -81,7 +86,8 @@ func (t *tx) open(ctx context.Context, begun trace.SpanContext) context.Context 
 		}
 	}
 	ctx, t.span = t.c.ins.tel.Tracer.Start(ctx, spanTransaction, opts...)
-	t.ctx, t.stop = context.WithCancelCause(context.WithoutCancel(ctx))
+	t.detached = context.WithoutCancel(ctx)
+	t.ctx, t.stop = context.WithCancelCause(t.detached)
 	return ctx
 }
 
@@ -227,7 +233,7 @@ func (t *tx) status(ctx context.Context) (Decision, error) {
 // before anything else happens.
 func (t *tx) prepare() {
 	in := t.c.ins
-	pctx, span, sw := in.startPhase(t.ctx, spanPrepare)
+	pctx, span, sw := in.startPhase(t.detached, spanPrepare)
 	pctx, cancel := context.WithTimeout(pctx, t.c.cfg.prepareTimeout)
 	t.mu.Lock()
 	t.unprepare = cancel
@@ -554,6 +560,11 @@ func (t *tx) abortCause() error {
 func (t *tx) kill(cause error) {
 	t.fail(cause)
 	t.stop(cause)
+	t.mu.Lock()
+	if t.unprepare != nil {
+		t.unprepare() // the votes run apart from ctx
+	}
+	t.mu.Unlock()
 }
 
 // endSpan ends the transaction's span with its outcome, once.
