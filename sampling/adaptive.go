@@ -29,7 +29,9 @@ import (
 type Adaptive struct {
 	cfg    adaptiveConfig
 	keys   atomic.Pointer[map[string]*keyState] // copied on write, under mu
-	next   atomic.Int64                         // when to recompute, in the clock's Unix nanoseconds
+	next   atomic.Int64                         // when to recompute, in the clock's Unix nanoseconds (WithClock)
+	due    atomic.Bool                          // the interval has passed (the real clock's timer says so)
+	timer  *time.Timer                          // sets due; nil WithClock
 	mu     sync.Mutex                           // a recomputation, or a new key
 	last   int64                                // the previous recomputation
 	other  *keyState
@@ -76,6 +78,11 @@ func NewAdaptive(target float64, opts ...AdaptiveOption) (*Adaptive, error) {
 	a.keys.Store(&map[string]*keyState{})
 	a.last = cfg.now().UnixNano()
 	a.next.Store(a.last + int64(cfg.interval))
+	if !cfg.stepped {
+		// A runtime timer marks the end of each interval, so that a
+		// decision reads an atomic, not the clock.
+		a.timer = time.AfterFunc(cfg.interval, func() { a.due.Store(true) })
+	}
 	a.stop = a.observe()
 	return a, nil
 }
@@ -92,8 +99,8 @@ func (a *Adaptive) Intent(p Params) Intent {
 	if !p.Root() {
 		return a.follow.Intent(p)
 	}
-	if now := a.cfg.now().UnixNano(); now >= a.next.Load() {
-		a.recompute(now)
+	if a.isDue() {
+		a.recompute()
 	}
 	k := a.state(a.cfg.key(p))
 	n := k.seen.Add(1)
@@ -133,14 +140,23 @@ func (a *Adaptive) state(key string) *keyState {
 	return k
 }
 
+// isDue reports whether the interval has ended.
+func (a *Adaptive) isDue() bool {
+	if a.timer != nil {
+		return a.due.Load()
+	}
+	return a.cfg.now().UnixNano() >= a.next.Load()
+}
+
 // recompute sets every key's probability to the target over the rate it
 // saw since the last time, once per interval.
-func (a *Adaptive) recompute(now int64) {
+func (a *Adaptive) recompute() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if now < a.next.Load() {
+	if !a.isDue() {
 		return // another goroutine did it
 	}
+	now := a.cfg.now().UnixNano()
 	elapsed := time.Duration(now - a.last).Seconds()
 	for _, k := range a.all() {
 		seen := k.seen.Load()
@@ -159,6 +175,10 @@ func (a *Adaptive) recompute(now int64) {
 	}
 	a.last = now
 	a.next.Store(now + int64(a.cfg.interval))
+	if a.timer != nil {
+		a.due.Store(false)
+		a.timer.Reset(a.cfg.interval)
+	}
 }
 
 func (a *Adaptive) all() []*keyState {
@@ -187,9 +207,12 @@ func (a *Adaptive) Description() string {
 	return fmt.Sprintf("Adaptive{target:%g/s,interval:%v}", a.cfg.target, a.cfg.interval)
 }
 
-// Close stops reporting the sampler's metrics. The sampler goes on
-// sampling.
+// Close stops the sampler's interval timer and its metrics. It goes on
+// sampling, at the probabilities it has.
 func (a *Adaptive) Close() error {
+	if a.timer != nil {
+		a.timer.Stop()
+	}
 	a.stop()
 	return nil
 }

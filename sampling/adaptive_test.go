@@ -165,3 +165,25 @@ func TestAdaptiveBadInput(t *testing.T) {
 		t.Error("Probability(2) did not fail")
 	}
 }
+
+// On the real clock, a timer ends each interval: the probability follows
+// the traffic without WithClock.
+func TestAdaptiveOnTheRealClock(t *testing.T) {
+	a, err := sampling.NewAdaptive(10, sampling.WithInterval(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	s := sampling.Composite(a)
+	rng := rand.New(rand.NewPCG(19, 20))
+	deadline := time.Now().Add(5 * time.Second)
+	for a.Probability("op") == 1 && time.Now().Before(deadline) {
+		for range 1000 {
+			s.ShouldSample(root(traceID(rng, rng.Uint64())))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if p := a.Probability("op"); p >= 1 {
+		t.Fatalf("the probability stayed %v under %s", p, "1,000 spans a millisecond")
+	}
+}

@@ -49,7 +49,9 @@
 // whatever its randomness, so that no key goes unseen (its th is erased).
 // The keys are bounded (WithMaxKeys); past the bound they share "_other".
 // The recomputation runs on the first decision after the interval ends,
-// so the sampler needs no goroutine; WithClock steps it in simulations. It
+// which a runtime timer marks, so the sampler needs no goroutine and a
+// decision reads no clock; WithClock steps it in simulations (the clock is
+// then read at every decision). Close stops the timer. It
 // reports each key's probability and its decisions as metrics
 // (README.md's Telemetry reference lists the names). Spans with a parent
 // follow it: the rate is held at the roots.

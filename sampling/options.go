@@ -16,6 +16,7 @@ type adaptiveConfig struct {
 	interval time.Duration
 	maxKeys  int
 	now      func() time.Time
+	stepped  bool // WithClock: read it at every decision, not only when a timer says
 	key      func(Params) string
 	tel      telemetry.Config
 }
@@ -47,7 +48,7 @@ func WithKey(key func(p Params) string) AdaptiveOption {
 // WithClock sets the clock the intervals are measured on, for simulations
 // and tests that step through time; the default is time.Now.
 func WithClock(now func() time.Time) AdaptiveOption {
-	return optionFunc(func(c *adaptiveConfig) { c.now = now })
+	return optionFunc(func(c *adaptiveConfig) { c.now, c.stepped = now, true })
 }
 
 // WithMeterProvider sets the meter provider of the sampler's metrics; nil
