@@ -242,20 +242,31 @@ func (in *instance[S]) copyLocked() (S, error) {
 // changed in it reaches neither the next step nor a compensation, and a
 // step sees the same input whether or not the process crashed before it.
 func (in *instance[S]) inputLocked(step string) (S, error) {
-	var state S
 	var err error
 	switch {
-	case in.def.merge != nil:
-		state, err = in.copyLocked()
-	case in.def.flat:
+	case in.def.merge == nil && in.def.flat:
 		return in.state, nil // a copy of a value is a deep copy
+	case in.def.merge != nil:
+		var state S
+		if state, err = in.copyLocked(); err == nil {
+			return state, nil
+		}
 	default:
-		err = json.Unmarshal(in.durable, &state)
+		var state S
+		if state, err = decode[S](in.durable); err == nil {
+			return state, nil
+		}
 	}
-	if err != nil {
-		return state, fmt.Errorf("the state for step %q cannot be copied through JSON, so the step did not run: %w", step, err)
-	}
-	return state, nil
+	var zero S
+	return zero, fmt.Errorf("the state for step %q cannot be copied through JSON, so the step did not run: %w", step, err)
+}
+
+// decode decodes a journaled state. It is a function of its own so that
+// only the paths that decode put a state on the heap.
+func decode[S any](b json.RawMessage) (S, error) {
+	var s S
+	err := json.Unmarshal(b, &s)
+	return s, err
 }
 
 // forward runs the steps whose dependencies are done, in parallel where
