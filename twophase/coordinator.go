@@ -248,9 +248,10 @@ func (c *Coordinator) takeOver(ctx context.Context, id string, h *history) (*tx,
 // contradict it.
 //
 // An ID with no record at all is ErrUnknown, and costs nothing durable: no
-// coordinator on this journal began it, and Begin is durable before any
-// participant is asked to prepare, so no participant holds it prepared and
-// none needs an answer (doc.go has the argument).
+// coordinator on this journal began it (or it ended so long ago that even
+// its tombstone is gone), and Begin is durable before any participant is
+// asked to prepare, so no participant holds it prepared here and none needs
+// an answer (doc.go has the argument).
 func (c *Coordinator) Status(ctx context.Context, txID string) (d Decision, err error) {
 	ctx, span := c.ins.tel.Tracer.Start(ctx, spanStatus, trace.WithAttributes(keyTx.String(txID)))
 	defer func() {
