@@ -128,7 +128,7 @@ func (c *taskContext) AfterFunc(f func()) (stop func() bool) {
 	}
 	if c.baseEnds() {
 		stops[1] = context.AfterFunc(c.base, func() {
-			if !c.baseEnds() {
+			if !c.baseEnds() && c.baseErr.Load() == nil {
 				return // the task returned first: Shutdown no longer ends it
 			}
 			err := c.base.Err()
