@@ -2,6 +2,7 @@ package sampling
 
 import (
 	"fmt"
+	"slices"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -92,9 +93,9 @@ func Probability(p float64) (Composable, error) {
 // otherwise: a sampled parent's threshold (th) when it has one that agrees
 // with the trace's randomness, else keeps the span with an unknown
 // probability; an unsampled parent's span is dropped. It is the
-// consistent ParentBased.
+// consistent ParentBased. A nil root keeps no root span.
 func ParentThreshold(root Composable) Composable {
-	return &parentThreshold{root: root}
+	return &parentThreshold{root: orOff(root)}
 }
 
 type parentThreshold struct{ root Composable }
@@ -118,9 +119,9 @@ func (s *parentThreshold) Description() string {
 	return "ParentThreshold{root:" + s.root.Description() + "}"
 }
 
-// Annotating adds attrs to the spans that rule keeps.
+// Annotating adds attrs to the spans that rule keeps (none, for a nil rule).
 func Annotating(attrs []attribute.KeyValue, rule Composable) Composable {
-	return &annotating{attrs: attrs, rule: rule}
+	return &annotating{attrs: slices.Clone(attrs), rule: orOff(rule)}
 }
 
 type annotating struct {

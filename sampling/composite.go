@@ -11,8 +11,17 @@ import (
 // the threshold (ot=th:...) when the rule says it is reliable, so that
 // downstream services and collectors can follow it and count the span's
 // adjusted weight; otherwise th is erased. Pass it to
-// sdktrace.WithSampler.
-func Composite(rule Composable) sdktrace.Sampler { return &composite{rule: rule} }
+// sdktrace.WithSampler. A nil rule keeps nothing, as AlwaysOff.
+func Composite(rule Composable) sdktrace.Sampler { return &composite{rule: orOff(rule)} }
+
+// orOff is rule, or AlwaysOff for a nil one: a rule left out keeps nothing,
+// rather than panic in the middle of a span's start.
+func orOff(rule Composable) Composable {
+	if rule == nil {
+		return alwaysOff
+	}
+	return rule
+}
 
 type composite struct{ rule Composable }
 

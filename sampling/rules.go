@@ -22,14 +22,23 @@ type Rule struct {
 
 // RuleBased decides each span by the first rule whose predicate matches it,
 // and drops a span that no rule matches (end with When: Any() to choose
-// otherwise). For example, keep every recovery, hold server spans to 100 a
+// otherwise). A rule with a nil When never matches; a nil Then keeps
+// nothing. For example, keep every recovery, hold server spans to 100 a
 // second, and follow the parent for the rest:
 //
 //	sampling.RuleBased(
 //		sampling.Rule{When: sampling.SpanName("saga.recover", "2pc.recover"), Then: sampling.AlwaysOn()},
 //		sampling.Rule{When: sampling.SpanKind(trace.SpanKindServer), Then: adaptive},
 //		sampling.Rule{When: sampling.Any(), Then: sampling.ParentThreshold(ratio)})
-func RuleBased(rules ...Rule) Composable { return &ruleBased{rules: slices.Clone(rules)} }
+func RuleBased(rules ...Rule) Composable {
+	kept := make([]Rule, 0, len(rules))
+	for _, r := range rules {
+		if r.When != nil {
+			kept = append(kept, Rule{When: r.When, Then: orOff(r.Then)})
+		}
+	}
+	return &ruleBased{rules: kept}
+}
 
 type ruleBased struct{ rules []Rule }
 

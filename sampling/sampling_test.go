@@ -210,3 +210,19 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// Nil rules keep nothing, and never panic in a span's start.
+func TestNilRulesKeepNothing(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	p := root(traceID(rng, sampling.MaxRandomness-1))
+	for name, s := range map[string]sdktrace.Sampler{
+		"Composite(nil)":       sampling.Composite(nil),
+		"ParentThreshold(nil)": sampling.Composite(sampling.ParentThreshold(nil)),
+		"Annotating(nil)":      sampling.Composite(sampling.Annotating(nil, nil)),
+		"RuleBased(nil rule)":  sampling.Composite(sampling.RuleBased(sampling.Rule{}, sampling.Rule{When: sampling.Any()})),
+	} {
+		if res := s.ShouldSample(p); res.Decision != sdktrace.Drop {
+			t.Errorf("%s: %v; want Drop", name, res.Decision)
+		}
+	}
+}
