@@ -130,6 +130,7 @@ func (in *instance[S]) drive() {
 func (in *instance[S]) isAborting() bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	in.noteKillLocked()
 	return in.aborting && in.dead == nil
 }
 
@@ -555,6 +556,7 @@ func (in *instance[S]) compensateStep(i int, state json.RawMessage) stepResult {
 func (in *instance[S]) isDead() bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	in.noteKillLocked() // a compensation checks it before it starts
 	return in.dead != nil
 }
 
