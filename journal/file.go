@@ -89,6 +89,9 @@ func (l *File) path(index uint64) string { return filepath.Join(l.dir, segmentNa
 
 // Append implements Log.
 func (l *File) Append(ctx context.Context, txID string, expectSeq uint64, records ...Record) (err error) {
+	if ctx == nil {
+		return errNilContext
+	}
 	sw := l.ins.startAppend(ctx)
 	defer func() { l.ins.appended(ctx, sw, err) }()
 	recs, err := validate(make([]Record, 0, len(records)), txID, expectSeq, records, l.cfg.maxPayload)
@@ -100,6 +103,9 @@ func (l *File) Append(ctx context.Context, txID string, expectSeq uint64, record
 
 // Forget implements Log. The tombstone is durable when it returns.
 func (l *File) Forget(ctx context.Context, txID string) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	return l.submit(ctx, &request{op: opForget, txID: txID})
 }
 
@@ -109,6 +115,9 @@ func (l *File) Forget(ctx context.Context, txID string) error {
 // hold more than twice the live records and a segment besides; Compact is
 // for doing it now. Appends wait while it runs.
 func (l *File) Compact(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	return l.submit(ctx, &request{op: opCompact, ctx: ctx})
 }
 
@@ -141,6 +150,9 @@ func (l *File) submit(ctx context.Context, r *request) error {
 
 // Load implements Log.
 func (l *File) Load(ctx context.Context, txID string) ([]Record, error) {
+	if ctx == nil {
+		return nil, errNilContext
+	}
 	if err := l.usable(ctx); err != nil {
 		return nil, err
 	}
@@ -151,6 +163,9 @@ func (l *File) Load(ctx context.Context, txID string) ([]Record, error) {
 
 // Pending implements Log.
 func (l *File) Pending(ctx context.Context) ([]string, error) {
+	if ctx == nil {
+		return nil, errNilContext
+	}
 	if err := l.usable(ctx); err != nil {
 		return nil, err
 	}

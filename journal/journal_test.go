@@ -492,3 +492,34 @@ func TestSmallerPayloadLimitKeepsOldRecords(t *testing.T) {
 		}
 	})
 }
+
+// A nil context is an error from every call that takes one, never a panic.
+func TestNilContextIsAnError(t *testing.T) {
+	mem, err := journal.NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := journal.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	var nilCtx context.Context
+	for name, log := range map[string]journal.Log{"Memory": mem, "File": file} {
+		for call, err := range map[string]error{
+			"Append":  log.Append(nilCtx, "x", 0, journal.Record{Kind: "k"}),
+			"Load":    second(log.Load(nilCtx, "x")),
+			"Pending": second(log.Pending(nilCtx)),
+			"Forget":  log.Forget(nilCtx, "x"),
+		} {
+			if err == nil || !strings.Contains(err.Error(), "nil context") {
+				t.Errorf("%s.%s(nil) = %v", name, call, err)
+			}
+		}
+	}
+	if err := file.Compact(nilCtx); err == nil {
+		t.Error("File.Compact(nil) did not fail")
+	}
+}
+
+func second[T any](_ T, err error) error { return err }

@@ -150,3 +150,7 @@ func (e *InvalidError) Error() string {
 	}
 	return fmt.Sprintf("journal: append to %q, record %d: %s", e.TxID, e.Index, e.Reason)
 }
+
+// errNilContext answers a nil context, as every call of the library does:
+// with an error, never a panic.
+var errNilContext = errors.New("journal: nil context: pass context.Background() if there is none")

@@ -40,6 +40,9 @@ func NewMemory(opts ...Option) (*Memory, error) {
 
 // Append implements Log.
 func (m *Memory) Append(ctx context.Context, txID string, expectSeq uint64, records ...Record) (err error) {
+	if ctx == nil {
+		return errNilContext
+	}
 	sw := m.ins.startAppend(ctx)
 	defer func() { m.ins.appended(ctx, sw, err) }()
 	if err := ctx.Err(); err != nil {
@@ -66,6 +69,9 @@ func (m *Memory) Append(ctx context.Context, txID string, expectSeq uint64, reco
 
 // Load implements Log.
 func (m *Memory) Load(ctx context.Context, txID string) ([]Record, error) {
+	if ctx == nil {
+		return nil, errNilContext
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -79,6 +85,9 @@ func (m *Memory) Load(ctx context.Context, txID string) ([]Record, error) {
 
 // Pending implements Log.
 func (m *Memory) Pending(ctx context.Context) ([]string, error) {
+	if ctx == nil {
+		return nil, errNilContext
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -93,6 +102,9 @@ func (m *Memory) Pending(ctx context.Context) ([]string, error) {
 // Forget implements Log. A few times a horizon, it also drops the
 // tombstones older than the horizon.
 func (m *Memory) Forget(ctx context.Context, txID string) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

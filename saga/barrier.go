@@ -51,6 +51,9 @@ var errNoKey = errors.New("saga: Barrier: empty saga ID or step; pass them from 
 // already or the step has been compensated. ran reports whether effect
 // ran; an error is effect's, and leaves no mark.
 func (b *Barrier) Action(ctx context.Context, id, step string, effect func(context.Context) error) (ran bool, err error) {
+	if ctx == nil {
+		return false, errNilContext
+	}
 	return b.do(ctx, barrierKey{id, step}, false, effect)
 }
 
@@ -58,6 +61,9 @@ func (b *Barrier) Action(ctx context.Context, id, step string, effect func(conte
 // it has run already, or the action never ran here: then it only marks the
 // step, so that the action, should it arrive late, does nothing.
 func (b *Barrier) Compensate(ctx context.Context, id, step string, effect func(context.Context) error) (ran bool, err error) {
+	if ctx == nil {
+		return false, errNilContext
+	}
 	return b.do(ctx, barrierKey{id, step}, true, effect)
 }
 

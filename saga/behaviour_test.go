@@ -528,3 +528,30 @@ func TestAJoinerThatGivesUpDoesNotAbort(t *testing.T) {
 		t.Fatalf("the owner's Run = %v, %v; want Completed: a joiner that gave up aborted it", res.o, res.err)
 	}
 }
+
+// A nil context is an error from every call that takes one, never a panic.
+func TestNilContextIsAnError(t *testing.T) {
+	r := newRunner(t, memLog(t))
+	s := register(t, r, "checkout", []saga.Step[order]{{Name: "charge", Action: noop}})
+	var nilCtx context.Context
+	b := saga.NewBarrier()
+	effect := func(context.Context) error { return nil }
+	for call, err := range map[string]error{
+		"Run":        third(s.Run(nilCtx, "o-1", order{})),
+		"Recover":    second(r.Recover(nilCtx)),
+		"Lookup":     second(r.Lookup(nilCtx, "o-1")),
+		"Stuck":      second(r.Stuck(nilCtx)),
+		"RetryStuck": second(r.RetryStuck(nilCtx, "o-1")),
+		"Resolve":    r.Resolve(nilCtx, "o-1", "by hand"),
+		"Action":     second(b.Action(nilCtx, "o-1", "charge", effect)),
+		"Compensate": second(b.Compensate(nilCtx, "o-1", "charge", effect)),
+		"Close":      r.Close(nilCtx),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "nil context") {
+			t.Errorf("%s(nil) = %v", call, err)
+		}
+	}
+}
+
+func second[T any](_ T, err error) error        { return err }
+func third[T, U any](_ T, _ U, err error) error { return err }

@@ -33,6 +33,9 @@ type Info struct {
 // for an ID the journal has no saga for, and ErrForgotten for one
 // forgotten.
 func (r *Runner) Lookup(ctx context.Context, id string) (Info, error) {
+	if ctx == nil {
+		return Info{}, errNilContext
+	}
 	if id == "" || len(id) > journal.MaxIDLen {
 		return Info{}, fmt.Errorf("saga: Lookup: the ID must be 1 to %d bytes", journal.MaxIDLen)
 	}

@@ -99,3 +99,7 @@ func (e *Error) ErrorType() string { return "saga_" + e.Outcome.String() }
 func (e *Error) Is(target error) bool {
 	return target == ErrAborted || (target == ErrStuck && e.Outcome == Stuck)
 }
+
+// errNilContext answers a nil context, as every call of the library does:
+// with an error, never a panic.
+var errNilContext = errors.New("saga: nil context: pass context.Background() if there is none")

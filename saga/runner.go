@@ -130,6 +130,10 @@ func (r *Runner) liveHandle(id string) *handle {
 // waiting: one caller giving up does not abort a saga for everyone. To
 // read where a saga stands without running it, use Runner.Lookup.
 func (s *Saga[S]) Run(ctx context.Context, id string, initial S) (S, Outcome, error) {
+	if ctx == nil {
+		var zero S
+		return zero, Pending, errNilContext
+	}
 	var zero S
 	if id == "" || len(id) > journal.MaxIDLen {
 		return zero, Pending, fmt.Errorf("saga: Run: the ID must be 1 to %d bytes", journal.MaxIDLen)
@@ -346,6 +350,9 @@ func (s *Saga[S]) join(ctx context.Context, h *handle, owner bool) (S, Outcome, 
 // it began is marked stuck (ErrDefinitionChanged); a stuck one stays
 // stuck until RetryStuck or Resolve.
 func (r *Runner) Recover(ctx context.Context) (reports []Report, err error) {
+	if ctx == nil {
+		return nil, errNilContext
+	}
 	ctx, span := r.ins.tel.Tracer.Start(ctx, spanRecover)
 	defer func() {
 		errs.Record(span, err)
@@ -459,6 +466,9 @@ func (r *Runner) uncountStuck(ctx context.Context, id, name string) {
 // each goroutine returns as soon as the action, compensation or journal
 // call it is in does. Close does not close the journal.
 func (r *Runner) Close(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	already, err := r.live.Close(ctx, func(h *handle) { h.kill(ErrClosed) })
 	if already {
 		return ErrClosed

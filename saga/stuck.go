@@ -21,6 +21,9 @@ type StuckSaga struct {
 
 // Stuck lists the stuck sagas in the journal.
 func (r *Runner) Stuck(ctx context.Context) ([]StuckSaga, error) {
+	if ctx == nil {
+		return nil, errNilContext
+	}
 	ids, err := r.log.Pending(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("saga: Stuck: %w", err)
@@ -71,6 +74,9 @@ func (r *Runner) stuckHistory(ctx context.Context, id string) (*history, error) 
 // and is registered again, its steps. It waits for the new outcome, or for
 // ctx, after which the saga goes on in the background.
 func (r *Runner) RetryStuck(ctx context.Context, id string) (Outcome, error) {
+	if ctx == nil {
+		return Pending, errNilContext
+	}
 	h, err := r.stuckHistory(ctx, id)
 	if err != nil {
 		return Stuck, err
@@ -97,6 +103,9 @@ func (r *Runner) RetryStuck(ctx context.Context, id string) (Outcome, error) {
 // Resolve ends a stuck saga as resolved by hand, with a note that says
 // what was done; the journal keeps it as the saga's outcome.
 func (r *Runner) Resolve(ctx context.Context, id, note string) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	h, err := r.stuckHistory(ctx, id)
 	if err != nil {
 		return err

@@ -382,3 +382,28 @@ func inDoubt(t *testing.T, rec telemetrytest.Recorders) int64 {
 	}
 	return n
 }
+
+// A nil context is an error from every call that takes one, never a panic.
+func TestNilContextIsAnError(t *testing.T) {
+	w := newWorld(t)
+	c := w.coordinator()
+	defer c.Close(context.Background())
+	a := w.participant("a")
+	var nilCtx context.Context
+	for call, err := range map[string]error{
+		"Execute": second(c.Execute(nilCtx, "t1", a)),
+		"Status":  second(c.Status(nilCtx, "t1")),
+		"Recover": second(c.Recover(nilCtx)),
+		"Close":   c.Close(nilCtx),
+		"Prepare": a.Local.Prepare(nilCtx, "t1"),
+		"Commit":  a.Local.Commit(nilCtx, "t1"),
+		"Abort":   a.Local.Abort(nilCtx, "t1"),
+		"Resolve": a.Local.Resolve(nilCtx, c.Status),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "nil context") {
+			t.Errorf("%s(nil) = %v", call, err)
+		}
+	}
+}
+
+func second[T any](_ T, err error) error { return err }

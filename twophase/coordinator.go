@@ -63,6 +63,9 @@ func NewCoordinator(log journal.Log, opts ...Option) (*Coordinator, error) {
 // unfinished is taken over and driven as Recover would, with the
 // participants it began with.
 func (c *Coordinator) Execute(ctx context.Context, txID string, participants ...Participant) (Decision, error) {
+	if ctx == nil {
+		return Pending, errNilContext
+	}
 	if err := checkTx(txID, participants); err != nil {
 		return Pending, err
 	}
@@ -253,6 +256,9 @@ func (c *Coordinator) takeOver(ctx context.Context, id string, h *history) (*tx,
 // asked to prepare, so no participant holds it prepared here and none needs
 // an answer (doc.go has the argument).
 func (c *Coordinator) Status(ctx context.Context, txID string) (d Decision, err error) {
+	if ctx == nil {
+		return Pending, errNilContext
+	}
 	ctx, span := c.ins.tel.Tracer.Start(ctx, spanStatus, trace.WithAttributes(keyTx.String(txID)))
 	defer func() {
 		span.SetAttributes(keyDecision.String(d.String()))
@@ -310,6 +316,9 @@ func (c *Coordinator) Status(ctx context.Context, txID string) (d Decision, err 
 // report for each, once every participant has acknowledged or ctx ends;
 // phase 2 goes on in the background after that.
 func (c *Coordinator) Recover(ctx context.Context) (reports []Report, err error) {
+	if ctx == nil {
+		return nil, errNilContext
+	}
 	ctx, span := c.ins.tel.Tracer.Start(ctx, spanRecover)
 	defer func() {
 		errs.Record(span, err)
@@ -369,6 +378,9 @@ type Report struct {
 // participant or journal call each is in returns. It does not close the
 // journal.
 func (c *Coordinator) Close(ctx context.Context) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	already, err := c.live.Close(ctx, func(t *tx) { t.kill(ErrClosed) })
 	if already {
 		return ErrClosed

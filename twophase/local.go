@@ -87,6 +87,9 @@ func (l *Local) set(txID string, s localState) {
 
 // Prepare implements Participant.
 func (l *Local) Prepare(ctx context.Context, txID string) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	defer l.lock(txID)()
 	switch l.get(txID) {
 	case prepared, committed:
@@ -104,6 +107,9 @@ func (l *Local) Prepare(ctx context.Context, txID string) error {
 
 // Commit implements Participant.
 func (l *Local) Commit(ctx context.Context, txID string) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	defer l.lock(txID)()
 	switch l.get(txID) {
 	case committed:
@@ -121,6 +127,9 @@ func (l *Local) Commit(ctx context.Context, txID string) error {
 
 // Abort implements Participant.
 func (l *Local) Abort(ctx context.Context, txID string) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	defer l.lock(txID)()
 	switch l.get(txID) {
 	case aborted:
@@ -162,6 +171,9 @@ type StatusFunc func(ctx context.Context, txID string) (Decision, error)
 // been silent for a while, as a prepared participant that lost contact
 // must. It returns the first error, after trying them all.
 func (l *Local) Resolve(ctx context.Context, status StatusFunc) error {
+	if ctx == nil {
+		return errNilContext
+	}
 	var first error
 	for _, id := range l.InDoubt() {
 		d, err := status(ctx, id)

@@ -154,3 +154,7 @@ func vote(err error) string {
 		return "unreachable"
 	}
 }
+
+// errNilContext answers a nil context, as every call of the library does:
+// with an error, never a panic.
+var errNilContext = errors.New("twophase: nil context: pass context.Background() if there is none")
