@@ -151,10 +151,7 @@ func TestStatusDuringTakeoverAnswersOnlyWhatIsDurable(t *testing.T) {
 	_ = a.Close(context.Background())
 
 	for _, r := range rs {
-		r.mu.Lock()
-		c, ab := r.committed["t1"], r.aborted["t1"]
-		r.mu.Unlock()
-		if c != 1 || ab != 0 {
+		if c, ab := r.times("t1"); c != 1 || ab != 0 {
 			t.Errorf("a participant committed %d and aborted %d times; B answered %v", c, ab, answers)
 		}
 	}
@@ -185,10 +182,7 @@ func TestConcurrentResolveThroughOneCoordinator(t *testing.T) {
 		wg.Wait()
 		_ = b.Close(context.Background())
 		for _, r := range rs {
-			r.mu.Lock()
-			c, ab := r.committed["t1"], r.aborted["t1"]
-			r.mu.Unlock()
-			if c != 0 || ab != 1 {
+			if c, ab := r.times("t1"); c != 0 || ab != 1 {
 				t.Fatalf("a participant committed %d and aborted %d times", c, ab)
 			}
 		}
@@ -264,9 +258,7 @@ func TestHungJournalReturnsWithTheContext(t *testing.T) {
 				t.Fatalf("the transaction whose caller was told Aborted is %v", final)
 			}
 			for i, r := range rs {
-				r.mu.Lock()
-				committed, aborted := r.committed["t1"], r.aborted["t1"]
-				r.mu.Unlock()
+				committed, aborted := r.times("t1")
 				if (final == twophase.Committed) != (committed == 1) || committed > 1 || aborted > 1 || committed+aborted > 1 {
 					t.Fatalf("p%d committed %d and aborted %d times; the decision is %v", i+1, committed, aborted, final)
 				}
@@ -365,11 +357,9 @@ func TestFencedCommitAnswersTheJournalsDecision(t *testing.T) {
 	_ = a.Close(context.Background())
 	_ = b.Close(context.Background())
 	for _, r := range rs {
-		r.mu.Lock()
-		if r.committed["t1"] != 0 {
+		if c, _ := r.times("t1"); c != 0 {
 			t.Error("a participant committed")
 		}
-		r.mu.Unlock()
 	}
 }
 

@@ -160,6 +160,13 @@ func newLedger() *ledger {
 	return &ledger{prepared: map[string]bool{}, committed: map[string]int{}, aborted: map[string]int{}, noVote: map[string]bool{}}
 }
 
+// times returns how many times tx was committed and aborted here.
+func (l *ledger) times(tx string) (committed, aborted int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.committed[tx], l.aborted[tx]
+}
+
 func (l *ledger) Prepare(ctx context.Context, tx string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

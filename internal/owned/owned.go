@@ -73,11 +73,8 @@ func (s *Set[T]) Release(id string, t T) {
 // Add counts one more goroutine, which calls Done when it returns.
 func (s *Set[T]) Add() { s.wg.Add(1) }
 
-// Done uncounts a goroutine counted by Claim, Add or Go.
+// Done uncounts a goroutine counted by Claim or Add.
 func (s *Set[T]) Done() { s.wg.Done() }
-
-// Go runs fn on a counted goroutine.
-func (s *Set[T]) Go(fn func()) { s.wg.Go(fn) }
 
 // Close refuses new claims, closes Closing, and waits for every counted
 // goroutine until ctx ends; then it calls stop for each live work and
