@@ -555,3 +555,55 @@ func TestNilContextIsAnError(t *testing.T) {
 
 func second[T any](_ T, err error) error        { return err }
 func third[T, U any](_ T, _ U, err error) error { return err }
+
+// Run returns promptly when its ctx ends, even while the journal hangs on
+// a step's record: with Pending and ErrAbortRequested, for the abort cannot
+// be durable yet. Once the disk answers, the abort lands and the saga is
+// compensated, with no step after the one in flight.
+func TestRunReturnsWithAHungJournal(t *testing.T) {
+	for _, kind := range []string{"saga.step.started", "saga.step.done"} {
+		t.Run(kind, func(t *testing.T) {
+			log := &hangingLog{Log: memLog(t), kind: kind, entered: make(chan struct{}), release: make(chan struct{})}
+			r := newRunner(t, log)
+			l := newLedger()
+			s := register(t, r, "checkout", []saga.Step[order]{l.step("charge", nil), l.step("ship", nil)})
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			type result struct {
+				o   saga.Outcome
+				err error
+			}
+			ran := make(chan result, 1)
+			go func() {
+				_, o, err := s.Run(ctx, "o-1", order{})
+				ran <- result{o, err}
+			}()
+			<-log.entered
+			select {
+			case res := <-ran:
+				if res.o != saga.Pending || !errors.Is(res.err, saga.ErrAbortRequested) || !errors.Is(res.err, context.DeadlineExceeded) {
+					t.Fatalf("Run = %v, %v; want Pending, ErrAbortRequested and the ctx's error", res.o, res.err)
+				}
+			case <-time.After(2 * time.Second):
+				close(log.release)
+				t.Fatal("Run had not returned 2s after its 200ms ctx ended")
+			}
+			close(log.release)
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				info, err := r.Lookup(context.Background(), "o-1")
+				if err == nil && info.Outcome == saga.Compensated {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after the disk answered, Lookup = %+v, %v; want Compensated", info, err)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			ev := l.list()
+			if slices.Contains(ev, "do ship") || (kind == "saga.step.started" && len(ev) > 0) {
+				t.Fatalf("an action ran after the caller gave up: %q", ev)
+			}
+		})
+	}
+}

@@ -101,6 +101,26 @@ func BenchmarkStepOverhead(b *testing.B) {
 			_ = log.Forget(ctx, id)
 		}
 	})
+	// A request's ctx can end, so the saga runs on a goroutine of the
+	// runner's, for Run to return when it does: one hand-off a saga.
+	b.Run("steps=5/ctx=cancellable", func(b *testing.B) {
+		log, _ := journal.NewMemory()
+		r, s := benchSaga(b, log, 5,
+			saga.WithTracerProvider(tracenoop.NewTracerProvider()), saga.WithMeterProvider(metricnoop.NewMeterProvider()))
+		defer r.Close(context.Background())
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		n := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			n++
+			id := fmt.Sprintf("s-%d", n)
+			if _, _, err := s.Run(ctx, id, benchState{Order: "o"}); err != nil {
+				b.Fatal(err)
+			}
+			_ = log.Forget(ctx, id)
+		}
+	})
 	b.Run("baseline/steps=5", func(b *testing.B) {
 		fns := benchSteps(5)
 		ctx := context.Background()

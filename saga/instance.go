@@ -56,6 +56,22 @@ type instance[S any] struct {
 	ended     bool                  // the End record is durable
 	final     S
 	records   [2]journal.Record // what appendLocked hands the journal, reused
+
+	// The abort its owner asked for when its ctx ended (requestAbort):
+	// the driver honours it at its next decision, and a goroutine of its
+	// own makes it durable meanwhile, then publishes abortView and closes
+	// abortSettled.
+	abortReq     atomic.Pointer[error]
+	abortOnce    sync.Once
+	abortSettled chan struct{}
+	abortView    view[S]
+}
+
+// view is where a saga stands, as a caller who gave up is told.
+type view[S any] struct {
+	state   S
+	outcome Outcome
+	ended   bool
 }
 
 func newInstance[S any](s *Saga[S], id string, h *history) *instance[S] {
@@ -63,7 +79,7 @@ func newInstance[S any](s *Saga[S], id string, h *history) *instance[S] {
 		s: s, def: s.def, id: id, epoch: h.epoch,
 		started: map[string]int{}, done: map[string]bool{}, comped: map[string]bool{},
 	}
-	in.h = &handle{id: id, name: s.def.name, inst: in, done: make(chan struct{}), abort: in.abortBy, kill: in.kill}
+	in.h = &handle{id: id, name: s.def.name, inst: in, done: make(chan struct{}), kill: in.kill}
 	return in
 }
 
@@ -180,11 +196,35 @@ func (in *instance[S]) abortLocked(step string, cause error) {
 	in.cancelSteps()
 }
 
-// abortBy aborts the saga because its caller gave up.
-func (in *instance[S]) abortBy(cause error) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.abortLocked("", cause)
+// requestAbort aborts the saga because its owner gave up, and returns a
+// channel that is closed once the abort is durable or refused, with
+// abortView set. The journal call is made on a goroutine of the runner's,
+// so that a journal that does not answer holds up no caller.
+func (in *instance[S]) requestAbort(cause error) <-chan struct{} {
+	in.abortOnce.Do(func() {
+		in.abortReq.Store(&cause)
+		in.abortSettled = make(chan struct{})
+		in.s.r.live.Add()
+		go func() {
+			defer in.s.r.live.Done()
+			in.mu.Lock()
+			in.abortLocked("", cause)
+			in.abortView = in.viewLocked()
+			in.mu.Unlock()
+			close(in.abortSettled)
+		}()
+	})
+	return in.abortSettled
+}
+
+// abortRequestedLocked makes an abort that the owner requested durable,
+// if no goroutine did yet, and reports whether one was requested.
+func (in *instance[S]) abortRequestedLocked() bool {
+	cause := in.abortReq.Load()
+	if cause != nil {
+		in.abortLocked("", *cause)
+	}
+	return cause != nil
 }
 
 // kill stops the saga where it is, with no further effect. It never waits
@@ -208,23 +248,31 @@ func (in *instance[S]) noteKillLocked() {
 	}
 }
 
-// snapshot returns the durable state and the outcome so far, for a caller
-// who gives up.
-func (in *instance[S]) snapshot() (S, Outcome) {
-	in.mu.Lock()
+// trySnapshot returns the durable state and the outcome so far, for a
+// caller who gives up, unless a journal call holds the saga, which it
+// does not wait for (ok false: the zero state, Pending).
+func (in *instance[S]) trySnapshot() (state S, o Outcome, ok bool) {
+	if !in.mu.TryLock() {
+		return state, Pending, false
+	}
 	defer in.mu.Unlock()
-	o := Aborting
+	v := in.viewLocked()
+	return v.state, v.outcome, true
+}
+
+func (in *instance[S]) viewLocked() view[S] {
+	v := view[S]{outcome: Aborting, ended: in.ended}
 	if in.dead != nil || !in.aborting {
-		o = Pending
+		v.outcome = Pending
 	}
 	if in.def.merge != nil {
 		if state, err := in.copyLocked(); err == nil {
-			return state, o
+			v.state = state
+			return v
 		}
 	}
-	var state S
-	_ = json.Unmarshal(in.durable, &state) // it was journaled from an S
-	return state, o
+	v.state, _ = decode[S](in.durable) // it was journaled from an S
+	return v
 }
 
 // copyLocked returns a deep copy of the state, through JSON, so that steps
@@ -287,7 +335,7 @@ func (in *instance[S]) forward() {
 	for {
 		ready = ready[:0]
 		in.mu.Lock()
-		if !in.aborting && in.dead == nil {
+		if !in.aborting && in.dead == nil && in.abortReq.Load() == nil {
 			for i := range steps {
 				if !launched[i] && in.depsDoneLocked(i) {
 					ready = append(ready, i)
@@ -314,7 +362,7 @@ func (in *instance[S]) forward() {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.aborting || in.dead != nil {
+	if in.aborting || in.dead != nil || in.abortRequestedLocked() {
 		return
 	}
 	for _, st := range steps {
@@ -396,6 +444,10 @@ func (in *instance[S]) attempt(ctx context.Context, st *Step[S], attempt *int) e
 		return retry.Permanent(errStopped)
 	}
 	in.started[st.Name] = n
+	if in.abortRequestedLocked() { // the owner gave up meanwhile: no effect
+		in.mu.Unlock()
+		return retry.Permanent(errStopped)
+	}
 	in.mu.Unlock()
 
 	ctx = ContextWithStep(ctx, StepInfo{Saga: in.def.name, ID: in.id, Step: st.Name, Attempt: n})

@@ -23,14 +23,19 @@ func (f optionFunc) apply(c *config) { f(c) }
 // WithCompensationTimeout says otherwise.
 const DefaultCompensationTimeout = 30 * time.Second
 
+// DefaultAbortWait is how long Run waits, once its ctx has ended, for the
+// saga's abort to be durable, unless WithAbortWait says otherwise.
+const DefaultAbortWait = 100 * time.Millisecond
+
 type config struct {
 	compRetry   *retry.Policy
 	compTimeout time.Duration
+	abortWait   time.Duration
 	tel         telemetry.Config
 }
 
 func newConfig(opts []Option) (*config, error) {
-	c := &config{compTimeout: DefaultCompensationTimeout}
+	c := &config{compTimeout: DefaultCompensationTimeout, abortWait: DefaultAbortWait}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(c)
@@ -38,6 +43,9 @@ func newConfig(opts []Option) (*config, error) {
 	}
 	if c.compTimeout < 0 {
 		return nil, fmt.Errorf("saga: WithCompensationTimeout(%v): the timeout must not be negative (0 for none)", c.compTimeout)
+	}
+	if c.abortWait < 0 {
+		return nil, fmt.Errorf("saga: WithAbortWait(%v): the wait must not be negative (0 to return at once)", c.abortWait)
 	}
 	if c.compRetry == nil {
 		p, err := retry.New(
@@ -69,6 +77,14 @@ func WithCompensationRetry(p *retry.Policy) Option {
 // The default is DefaultCompensationTimeout.
 func WithCompensationTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.compTimeout = d })
+}
+
+// WithAbortWait sets how long Run waits, once its ctx has ended, for the
+// abort of the saga it drives to be durable before it returns: Aborting
+// if the abort landed in time, else Pending and ErrAbortRequested. 0
+// returns at once. The default is DefaultAbortWait.
+func WithAbortWait(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.abortWait = d })
 }
 
 // WithTracerProvider sets the tracer provider; nil is ignored. The default

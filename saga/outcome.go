@@ -64,6 +64,11 @@ var (
 	// ErrForgotten is Run with the ID of a saga that ended and whose
 	// records the journal has since forgotten: its outcome is not known.
 	ErrForgotten = errors.New("saga: saga ended and its records were forgotten")
+	// ErrAbortRequested is a Run whose ctx ended before the saga's abort
+	// was durable, as when the journal does not answer: the runner makes
+	// the abort durable and compensates once it can; until then a crash
+	// would resume the saga forward. Lookup tells where it stands.
+	ErrAbortRequested = errors.New("saga: abort requested, not yet durable")
 	// ErrNotFound is Lookup of an ID that the journal has no saga for.
 	ErrNotFound = errors.New("saga: no saga with this ID in the journal")
 )

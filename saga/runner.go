@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -49,7 +50,6 @@ type handle struct {
 	done     chan struct{}
 	outcome  Outcome
 	err      error
-	abort    func(cause error) // the caller gave up: abort, durably
 	kill     func(cause error) // the runner gave up: stop, no further effect
 }
 
@@ -123,10 +123,15 @@ func (r *Runner) liveHandle(id string) *handle {
 //     off; initial is then ignored.
 //   - An id that is running in this runner is joined.
 //
-// Completed returns a nil error. Any other outcome returns an *Error. When
-// ctx ends first, the saga aborts, if this Run began or resumed it: Run
-// returns as soon as the abort is durable, with Aborting, and the runner
-// compensates in the background. A Run that joined a saga only stops
+// Completed returns a nil error. Any other outcome returns an *Error.
+//
+// When ctx ends first, Run returns promptly, and the saga aborts if this
+// Run began or resumed it: Run waits for the abort to be durable, at most
+// the runner's abort wait (WithAbortWait), and returns Aborting while the
+// runner compensates in the background. An abort that is not durable by
+// then, as when the journal does not answer, returns Pending, the zero
+// state and an error matching ErrAbortRequested: the runner makes it
+// durable once the journal answers. A Run that joined a saga only stops
 // waiting: one caller giving up does not abort a saga for everyone. To
 // read where a saga stands without running it, use Runner.Lookup.
 func (s *Saga[S]) Run(ctx context.Context, id string, initial S) (S, Outcome, error) {
@@ -164,28 +169,20 @@ func (s *Saga[S]) Run(ctx context.Context, id string, initial S) (S, Outcome, er
 	return s.drive(ctx, in)
 }
 
-// drive runs a saga that Run began or took over: forward on the caller's
-// goroutine, which spares a hand-off per saga, and, should it abort,
-// backward on a goroutine of the runner's, so that Run can return when
-// its caller gives up. When ctx ends, an AfterFunc makes the abort durable
-// and calls the actions in flight back through their ctx.
+// drive runs a saga that Run began or took over, forward and, should it
+// abort, backward, on a goroutine of the runner's, so that Run can return
+// when its caller gives up even while an action or a journal call does
+// not.
+//
+// A ctx that can never end (context.Background) asks for no early return:
+// the saga then runs on the caller's goroutine, which spares the hand-off.
 func (s *Saga[S]) drive(ctx context.Context, in *instance[S]) (S, Outcome, error) {
-	r := s.r
-	r.live.Add()
-	stop := context.AfterFunc(ctx, func() {
-		defer r.live.Done()
-		in.abortBy(context.Cause(ctx))
-	})
-	in.forward()
-	if stop() {
-		r.live.Done()
-	}
-	if !in.isAborting() {
-		in.finish()
-		r.live.Done()
+	if ctx.Done() == nil {
+		in.drive()
+		s.r.live.Done()
 		return in.final, in.h.outcome, in.h.err
 	}
-	in.start() // compensation
+	in.start()
 	return s.join(ctx, in.h, true)
 }
 
@@ -314,8 +311,9 @@ func (s *Saga[S]) takeOver(ctx context.Context, id string, h *history) (*instanc
 }
 
 // join waits for a live saga's outcome, or for ctx. When ctx ends, the
-// saga's owner (the Run that began or resumed it) aborts it and returns
-// once the abort is durable; any other caller only stops waiting.
+// saga's owner (the Run that began or resumed it) requests the abort and
+// waits, at most the runner's abort wait, for it to be durable; any other
+// caller only stops waiting. Neither waits for the journal beyond that.
 func (s *Saga[S]) join(ctx context.Context, h *handle, owner bool) (S, Outcome, error) {
 	var zero S
 	in, ok := h.inst.(*instance[S])
@@ -327,16 +325,28 @@ func (s *Saga[S]) join(ctx context.Context, h *handle, owner bool) (S, Outcome, 
 		return in.final, h.outcome, h.err
 	case <-ctx.Done():
 	}
-	if owner {
-		h.abort(context.Cause(ctx))
+	gaveUp := func(state S, o Outcome, err error) (S, Outcome, error) {
+		return state, o, &Error{Saga: s.def.name, ID: h.id, Outcome: o, Err: err}
 	}
+	if !owner {
+		state, o, _ := in.trySnapshot()
+		return gaveUp(state, o, ctx.Err())
+	}
+	aborted := in.requestAbort(context.Cause(ctx))
+	wait := time.NewTimer(s.r.cfg.abortWait)
+	defer wait.Stop()
 	select {
 	case <-h.done:
 		return in.final, h.outcome, h.err
-	default:
+	case <-aborted:
+		if v := in.abortView; !v.ended {
+			return gaveUp(v.state, v.outcome, ctx.Err())
+		}
+		<-h.done // it ended before the abort: finish publishes the outcome next
+		return in.final, h.outcome, h.err
+	case <-wait.C:
+		return gaveUp(zero, Pending, fmt.Errorf("%w: %w", ErrAbortRequested, ctx.Err()))
 	}
-	state, o := in.snapshot()
-	return state, o, &Error{Saga: s.def.name, ID: h.id, Outcome: o, Err: ctx.Err()}
 }
 
 // Recover takes over every saga that the journal shows unfinished and
