@@ -122,11 +122,23 @@ func TestTelemetryReference(t *testing.T) {
 	r := telemetrytest.NewRecorders(t)
 	fs := newMemFS()
 	opts := []Option{withFS(fs), WithSegmentSize(64 << 10), WithTracerProvider(r.TracerProvider), WithMeterProvider(r.MeterProvider)}
+	ctx := context.Background()
+	// Opening a log with nothing to recover is not traced; reopening one
+	// with a pending transaction is.
 	l, err := Open("j", opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	if err := l.Append(ctx, "p", 0, Record{Kind: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if opened := r.Ended(spanOpen); len(opened) != 0 {
+		t.Fatalf("%d journal.open spans for a new log, want none", len(opened))
+	}
+	if l, err = Open("j", opts...); err != nil {
+		t.Fatal(err)
+	}
 	if err := l.Append(ctx, "a", 0, Record{Kind: "k", End: true}); err != nil {
 		t.Fatal(err)
 	}

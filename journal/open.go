@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/otelpatterns/otelpatterns/errs"
 )
 
 // CorruptError is a journal that Open refuses: damage that a crash cannot
@@ -63,13 +61,16 @@ func Open(dir string, opts ...Option) (*File, error) {
 		defer l.state.Unlock()
 		return l.idx.pending
 	})
-	_, span := l.ins.start(context.Background(), spanOpen)
+	// Traced only when there is something to tell: transactions to
+	// recover, a torn tail cut off, or an error.
+	span := l.ins.lazy(context.Background(), spanOpen)
 	l.state.Lock() // for the pending callback; nothing else runs yet
 	truncated, err := l.recover()
 	l.state.Unlock()
-	span.SetAttributes(keySegments.Int(len(l.segments)), keyTransactions.Int(l.idx.pending), keyTruncated.Int64(truncated))
-	errs.Record(span, err)
-	span.End()
+	if l.idx.pending > 0 || truncated > 0 || err != nil {
+		span.Span().SetAttributes(keySegments.Int(len(l.segments)), keyTransactions.Int(l.idx.pending), keyTruncated.Int64(truncated))
+	}
+	span.End(err)
 	if err != nil {
 		l.ins.unobserve()
 		if l.active != nil {

@@ -95,7 +95,13 @@ func (in *instruments) synced(records, bytes int) {
 	in.written.Add(ctx, int64(bytes), in.byLog)
 }
 
-// start starts a span for a coarse operation of the log (open, compact).
+// lazy returns a span for an operation of the log that is traced only if
+// there is something to tell (open).
+func (in *instruments) lazy(ctx context.Context, name string) *telemetry.LazySpan {
+	return telemetry.Lazy(ctx, in.tel.Tracer, name, trace.WithAttributes(in.log))
+}
+
+// start starts a span for a coarse operation of the log (compact).
 func (in *instruments) start(ctx context.Context, name string) (context.Context, trace.Span) {
 	return in.tel.Tracer.Start(ctx, name, trace.WithAttributes(in.log))
 }

@@ -54,10 +54,14 @@
 //
 // # Aborting
 //
-// A step whose retry policy gives up aborts the saga; so does the caller's
-// ctx, after which Run returns as soon as the abort is durable, with
-// Aborting. No action starts once the abort is durable, and the actions in
-// flight are called back through their ctx. Every step whose StepStarted is
+// A step whose retry policy gives up aborts the saga; so does the ctx of
+// the Run that began or resumed it (a Run that joined a running saga only
+// stops waiting). Run then returns as soon as the abort is durable, with
+// Aborting, and waits for that at most the runner's abort wait
+// (WithAbortWait): a journal that does not answer makes Run return Pending
+// and ErrAbortRequested, and the runner makes the abort durable once the
+// journal answers. No action starts once the abort is requested, and the
+// actions in flight are called back through their ctx. Every step whose StepStarted is
 // durable is compensated, the failed one included, each only after the
 // compensations of the steps that depend on it, on goroutines the runner
 // owns, on a context detached from the caller, under the runner's
@@ -66,6 +70,17 @@
 // the journal until a person acts (Runner.Stuck, RetryStuck, Resolve).
 // Close waits for the compensations, or stops them and leaves them to
 // Recover.
+//
+// # Where a saga stands, and forgetting it
+//
+// Runner.Lookup reads a saga's outcome, current step, attempts and stuck
+// reason from the journal, with no side effect: it never starts, joins or
+// aborts a saga. An ended saga stays in the journal, so that Run with its
+// ID returns the recorded outcome, until the runner forgets it:
+// WithRetention(d) forgets each saga d after it ended (completed,
+// compensated or resolved), and the journal then keeps a tombstone of its
+// ID for its tombstone horizon, during which Run and Lookup return
+// ErrForgotten. Without retention the journal grows with every saga.
 //
 // # Telemetry
 //

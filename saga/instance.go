@@ -641,6 +641,9 @@ func (in *instance[S]) finish() {
 		in.cancelSteps()
 	}
 	in.s.r.live.Release(in.id, in.h)
+	if in.ended {
+		in.s.r.live.Ended(in.id)
+	}
 	close(in.h.done)
 }
 

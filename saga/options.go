@@ -31,6 +31,7 @@ type config struct {
 	compRetry   *retry.Policy
 	compTimeout time.Duration
 	abortWait   time.Duration
+	retention   time.Duration
 	tel         telemetry.Config
 }
 
@@ -46,6 +47,9 @@ func newConfig(opts []Option) (*config, error) {
 	}
 	if c.abortWait < 0 {
 		return nil, fmt.Errorf("saga: WithAbortWait(%v): the wait must not be negative (0 to return at once)", c.abortWait)
+	}
+	if c.retention < 0 {
+		return nil, fmt.Errorf("saga: WithRetention(%v): the retention must not be negative (0 keeps ended sagas for ever)", c.retention)
 	}
 	if c.compRetry == nil {
 		p, err := retry.New(
@@ -85,6 +89,18 @@ func WithCompensationTimeout(d time.Duration) Option {
 // returns at once. The default is DefaultAbortWait.
 func WithAbortWait(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.abortWait = d })
+}
+
+// WithRetention makes the runner forget each saga d after it ended,
+// completed, compensated or resolved (journal.Log's Forget): its records go, and a
+// tombstone keeps its ID for the journal's tombstone horizon, during
+// which Run and Lookup with that ID return ErrForgotten; after the
+// horizon the ID is new again. 0, the default, keeps every ended saga for
+// ever, so that the journal grows with each one. A stuck saga has not
+// ended and is kept. The wait is kept in memory: what ended within d of
+// a restart stays on record.
+func WithRetention(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.retention = d })
 }
 
 // WithTracerProvider sets the tracer provider; nil is ignored. The default

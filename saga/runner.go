@@ -10,8 +10,8 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/otelpatterns/otelpatterns/errs"
 	"github.com/otelpatterns/otelpatterns/internal/owned"
+	"github.com/otelpatterns/otelpatterns/internal/telemetry"
 	"github.com/otelpatterns/otelpatterns/journal"
 )
 
@@ -62,10 +62,12 @@ func NewRunner(log journal.Log, opts ...Option) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Runner{
+	r := &Runner{
 		log: log, cfg: cfg, ins: newInstruments(cfg.tel),
 		defs: map[defKey]registered{}, names: map[string]bool{}, stuck: map[string]bool{},
-	}, nil
+	}
+	r.live.Retain(cfg.retention, log.Forget)
+	return r, nil
 }
 
 // Saga is a Definition registered with a Runner: what Run is called on.
@@ -363,51 +365,39 @@ func (r *Runner) Recover(ctx context.Context) (reports []Report, err error) {
 	if ctx == nil {
 		return nil, errNilContext
 	}
-	ctx, span := r.ins.tel.Tracer.Start(ctx, spanRecover)
-	defer func() {
-		errs.Record(span, err)
-		span.End()
-	}()
+	span := telemetry.Lazy(ctx, r.ins.tel.Tracer, spanRecover) // none if nothing is pending
+	defer func() { span.End(err) }()
 	ids, err := r.log.Pending(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("saga: Recover: %w", err)
 	}
-	var running []*handle
-	for _, id := range ids {
-		if r.liveHandle(id) != nil {
-			continue
-		}
+	return owned.Recover(ctx, &r.live, ids, func(_ context.Context, id string) (*handle, *Report, error) {
+		ctx := span.Context()
 		recs, err := r.log.Load(ctx, id)
 		if err != nil {
-			return reports, fmt.Errorf("saga: Recover %q: %w", id, err)
+			return nil, nil, fmt.Errorf("saga: Recover %q: %w", id, err)
 		}
 		h, ok, err := readHistory(recs)
 		if !ok {
-			continue // not a saga's
+			return nil, nil, nil // not a saga's
 		}
-		rep := Report{ID: id}
+		rep := &Report{ID: id, Err: err}
 		if err == nil {
 			rep.Name, rep.Version = h.begin.Name, h.begin.Version
 			var live *handle
-			live, rep.Outcome, rep.Err = r.recoverOne(ctx, id, h)
-			if live != nil {
-				running = append(running, live)
-				continue
+			if live, rep.Outcome, rep.Err = r.recoverOne(ctx, id, h); live != nil {
+				return live, nil, nil
 			}
-		} else {
-			rep.Err = err
 		}
-		reports = append(reports, rep)
-	}
-	for _, h := range running {
+		return nil, rep, nil
+	}, func(ctx context.Context, h *handle) (Report, error) {
 		select {
 		case <-h.done:
+			return Report{ID: h.id, Name: h.name, Outcome: h.outcome, Err: h.err}, nil
 		case <-ctx.Done():
-			return reports, ctx.Err()
+			return Report{}, ctx.Err()
 		}
-		reports = append(reports, Report{ID: h.id, Name: h.name, Outcome: h.outcome, Err: h.err})
-	}
-	return reports, nil
+	})
 }
 
 // Report is what Recover did with one saga.

@@ -125,5 +125,6 @@ func (r *Runner) Resolve(ctx context.Context, id, note string) error {
 		return fmt.Errorf("saga: Resolve %q: %w", id, err)
 	}
 	r.uncountStuck(ctx, id, h.begin.Name)
+	r.live.Ended(id)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
+	"github.com/otelpatterns/otelpatterns/journal"
 	"github.com/otelpatterns/otelpatterns/saga"
 )
 
@@ -107,4 +108,29 @@ func mustRegister(t *testing.T, r *saga.Runner, name string, steps []saga.Step[o
 		t.Fatal(err)
 	}
 	return s
+}
+
+// pendingFails is a journal whose Pending fails.
+type pendingFails struct{ journal.Log }
+
+func (pendingFails) Pending(context.Context) ([]string, error) { return nil, errors.New("disk gone") }
+
+// A Recover with nothing to recover emits no span; one that fails does.
+func TestIdleRecoverIsNotTraced(t *testing.T) {
+	rec := telemetrytest.NewRecorders(t)
+	log := memLog(t)
+	r := newRunner(t, log, saga.WithTracerProvider(rec.TracerProvider))
+	if _, err := r.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if spans := rec.Ended("saga.recover"); len(spans) != 0 {
+		t.Fatalf("%d saga.recover spans with nothing to recover, want none", len(spans))
+	}
+	failing := newRunner(t, pendingFails{log}, saga.WithTracerProvider(rec.TracerProvider))
+	if _, err := failing.Recover(context.Background()); err == nil {
+		t.Fatal("Recover over a failing journal succeeded")
+	}
+	if spans := rec.Ended("saga.recover"); len(spans) != 1 || spans[0].Status().Code != codes.Error {
+		t.Fatalf("%d saga.recover spans for a failed Recover, want 1 with its error", len(spans))
+	}
 }

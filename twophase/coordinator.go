@@ -10,6 +10,7 @@ import (
 
 	"github.com/otelpatterns/otelpatterns/errs"
 	"github.com/otelpatterns/otelpatterns/internal/owned"
+	"github.com/otelpatterns/otelpatterns/internal/telemetry"
 	"github.com/otelpatterns/otelpatterns/journal"
 )
 
@@ -36,7 +37,9 @@ func NewCoordinator(log journal.Log, opts ...Option) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Coordinator{log: log, cfg: cfg, ins: newInstruments(cfg.tel), known: cfg.participants}, nil
+	c := &Coordinator{log: log, cfg: cfg, ins: newInstruments(cfg.tel), known: cfg.participants}
+	c.live.Retain(cfg.retention, log.Forget)
+	return c, nil
 }
 
 // Execute runs transaction txID across participants:
@@ -319,49 +322,40 @@ func (c *Coordinator) Recover(ctx context.Context) (reports []Report, err error)
 	if ctx == nil {
 		return nil, errNilContext
 	}
-	ctx, span := c.ins.tel.Tracer.Start(ctx, spanRecover)
-	defer func() {
-		errs.Record(span, err)
-		span.End()
-	}()
+	span := telemetry.Lazy(ctx, c.ins.tel.Tracer, spanRecover) // none if nothing is pending
+	defer func() { span.End(err) }()
 	ids, err := c.log.Pending(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("twophase: Recover: %w", err)
 	}
-	var running []*tx
-	for _, id := range ids {
-		if c.liveTx(id) != nil {
-			continue
-		}
+	return owned.Recover(ctx, &c.live, ids, func(_ context.Context, id string) (*tx, *Report, error) {
+		ctx := span.Context()
 		recs, err := c.log.Load(ctx, id)
 		if err != nil {
-			return reports, fmt.Errorf("twophase: Recover %q: %w", id, err)
+			return nil, nil, fmt.Errorf("twophase: Recover %q: %w", id, err)
 		}
 		h, ok, err := readHistory(recs)
 		if !ok {
-			continue
+			return nil, nil, nil // not a two-phase commit's
 		}
 		if err == nil {
 			var t *tx
 			if t, err = c.takeOver(ctx, id, h); err == nil {
-				running = append(running, t)
-				continue
+				return t, nil, nil
 			}
 		}
 		d := Pending
 		if h != nil {
 			d = h.decision
 		}
-		reports = append(reports, Report{TxID: id, Decision: d, Err: err})
-	}
-	for _, t := range running {
+		return nil, &Report{TxID: id, Decision: d, Err: err}, nil
+	}, func(ctx context.Context, t *tx) (Report, error) {
 		d, err := t.wait(ctx, false)
-		if errors.Is(err, ctx.Err()) && ctx.Err() != nil {
-			return reports, ctx.Err()
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return Report{}, ctx.Err()
 		}
-		reports = append(reports, Report{TxID: t.id, Decision: d, Err: err})
-	}
-	return reports, nil
+		return Report{TxID: t.id, Decision: d, Err: err}, nil
+	})
 }
 
 // Report is what Recover did with one transaction.

@@ -73,9 +73,14 @@
 // acknowledgement. So a participant that holds an ID prepared and is told
 // ErrUnknown was not prepared by a coordinator on this journal (it asks
 // the wrong one, or the call did not come from a coordinator); it stays
-// in doubt, which is safe, rather than act on a guess. And an ID that no coordinator has begun can still be begun: if a
-// Begin is being written while Status looks, the Prepares that follow it
-// find a coordinator that knows the transaction.
+// in doubt, which is safe, rather than act on a guess. And an ID that no
+// coordinator has begun can still be begun: if a Begin is being written
+// while Status looks, the Prepares that follow it find a coordinator that
+// knows the transaction.
+//
+// Ended transactions stay in the journal until the coordinator forgets
+// them: WithRetention(d) forgets each d after its End; without it the
+// journal grows with every transaction.
 //
 // # Telemetry
 //

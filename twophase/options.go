@@ -36,6 +36,7 @@ type config struct {
 	resolver       retry.Backoff // nil: off
 	phase2         *retry.Policy
 	participants   map[string]Participant
+	retention      time.Duration
 	tel            telemetry.Config
 }
 
@@ -65,6 +66,8 @@ func newConfig(opts []Option) (*config, error) {
 		return nil, fmt.Errorf("twophase: WithParticipants: two participants are named %q", dup[0])
 	case c.prepareTimeout <= 0:
 		return nil, fmt.Errorf("twophase: WithPrepareTimeout(%v): the timeout must be positive", c.prepareTimeout)
+	case c.retention < 0:
+		return nil, fmt.Errorf("twophase: WithRetention(%v): the retention must not be negative (0 keeps ended transactions for ever)", c.retention)
 	case c.resolverFirst > 0:
 		b, err := retry.Exponential(c.resolverFirst, c.resolverMax, retry.FullJitter)
 		if err != nil {
@@ -143,4 +146,17 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // on recovery; nil is ignored. The default is the global ones.
 func WithPropagators(p propagation.TextMapPropagator) Option {
 	return optionFunc(func(c *config) { c.tel.SetPropagators(p) })
+}
+
+// WithRetention makes the coordinator forget each transaction d after it
+// ended (journal.Log's Forget): its records go, and a tombstone keeps its
+// ID for the journal's tombstone horizon, during which Execute and Status
+// with that ID return ErrForgotten. 0, the default, keeps every ended
+// transaction for ever, so that the journal grows with each one.
+//
+// A transaction forgets only once every participant has acknowledged the
+// decision, so no participant can still be in doubt about it. The wait is
+// kept in memory: what ended within d of a restart stays on record.
+func WithRetention(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.retention = d })
 }

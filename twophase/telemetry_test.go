@@ -11,6 +11,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
+	"github.com/otelpatterns/otelpatterns/journal"
 	"github.com/otelpatterns/otelpatterns/twophase"
 )
 
@@ -99,5 +100,35 @@ func TestTelemetry(t *testing.T) {
 	}
 	if txs["t1"][0].Status().Code == codes.Error || txs["t2"][0].Status().Code != codes.Error {
 		t.Fatal("the committed transaction is an error, or the aborted one is not")
+	}
+}
+
+// pendingFails is a journal whose Pending fails.
+type pendingFails struct{ journal.Log }
+
+func (pendingFails) Pending(context.Context) ([]string, error) { return nil, errors.New("disk gone") }
+
+// A Recover with nothing to recover emits no span; one that fails does.
+func TestIdleRecoverIsNotTraced(t *testing.T) {
+	rec := telemetrytest.NewRecorders(t)
+	log, err := journal.NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	for _, l := range []journal.Log{log, pendingFails{log}} {
+		c, err := twophase.NewCoordinator(l, twophase.WithTracerProvider(rec.TracerProvider))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Recover(context.Background())
+		c.Close(context.Background())
+		spans := rec.Ended("2pc.recover")
+		switch {
+		case err == nil && len(spans) != 0:
+			t.Fatalf("%d 2pc.recover spans with nothing to recover, want none", len(spans))
+		case err != nil && (len(spans) != 1 || spans[0].Status().Code != codes.Error):
+			t.Fatalf("%d 2pc.recover spans for a failed Recover, want 1 with its error", len(spans))
+		}
 	}
 }

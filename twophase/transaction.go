@@ -373,6 +373,7 @@ func (t *tx) complete() {
 	// the decision again, which participants take idempotently.
 	if t.append(journal.Record{Kind: kindEnd, End: true, Payload: []byte(d.String())}) == nil {
 		in.transactions.Add(t.ctx, 1, in.byDecision[d])
+		t.c.live.Ended(t.id)
 	}
 }
 

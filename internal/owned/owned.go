@@ -11,6 +11,7 @@ package owned
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Set is the live work of a runner, by ID. The zero Set is ready to use.
@@ -20,6 +21,14 @@ type Set[T comparable] struct {
 	closed  bool
 	closing chan struct{} // closed when Close begins
 	wg      sync.WaitGroup
+
+	// Retention (retention.go).
+	retain     time.Duration
+	forget     func(ctx context.Context, id string) error
+	due        []retained // by time
+	forgetting bool       // forgetDue is running
+	forgetCtx  context.Context
+	stopForget context.CancelFunc
 }
 
 // Closing returns a channel that is closed when Close begins: work waiting
@@ -91,6 +100,9 @@ func (s *Set[T]) Close(ctx context.Context, stop func(T)) (already bool, err err
 		s.closing = make(chan struct{})
 	}
 	close(s.closing)
+	if s.stopForget != nil {
+		s.stopForget()
+	}
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
