@@ -323,43 +323,19 @@ func decode[S any](b json.RawMessage) (S, error) {
 // aborts or stops.
 func (in *instance[S]) forward() {
 	steps := in.def.steps
-	launched := make([]bool, len(steps))
-	in.mu.Lock()
-	for i, st := range steps {
-		launched[i] = in.done[st.Name]
-	}
-	in.mu.Unlock()
-	results := make(chan stepResult, len(steps))
-	running := 0
-	ready := make([]int, 0, len(steps))
-	for {
-		ready = ready[:0]
+	schedule(len(steps), func(launched []bool, ready []int) []int {
 		in.mu.Lock()
-		if !in.aborting && in.dead == nil && in.abortReq.Load() == nil {
-			for i := range steps {
-				if !launched[i] && in.depsDoneLocked(i) {
-					ready = append(ready, i)
-				}
+		defer in.mu.Unlock()
+		if in.aborting || in.dead != nil || in.abortReq.Load() != nil {
+			return ready
+		}
+		for i, st := range steps {
+			if !launched[i] && !in.done[st.Name] && in.depsDoneLocked(i) {
+				ready = append(ready, i)
 			}
 		}
-		in.mu.Unlock()
-		for _, i := range ready {
-			launched[i] = true
-			if running == 0 && len(ready) == 1 {
-				in.settle(in.runStep(i)) // the common case of a list: no goroutine
-				continue
-			}
-			running++
-			go func() { results <- in.runStep(i) }()
-		}
-		if running == 0 && len(ready) == 0 {
-			break
-		}
-		if running > 0 {
-			in.settle(<-results)
-			running--
-		}
-	}
+		return ready
+	}, in.runStep, in.settle)
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.aborting || in.dead != nil || in.abortRequestedLocked() {
@@ -371,6 +347,38 @@ func (in *instance[S]) forward() {
 		}
 	}
 	in.endLocked(Completed, "", nil)
+}
+
+// schedule runs the steps of a graph, in parallel where it allows, and
+// returns once none is running and none is ready: ready appends the steps
+// that may start now, given those launched already; run runs one; settle
+// takes its result. A step that is alone to run runs on the calling
+// goroutine, which spares a list its goroutines. Forward and backward
+// share it: only their readiness differs.
+func schedule(n int, ready func(launched []bool, ready []int) []int, run func(i int) stepResult, settle func(stepResult)) {
+	launched := make([]bool, n)
+	results := make(chan stepResult, n)
+	running := 0
+	next := make([]int, 0, n)
+	for {
+		next = ready(launched, next[:0])
+		for _, i := range next {
+			launched[i] = true
+			if running == 0 && len(next) == 1 {
+				settle(run(i)) // the common case of a list: no goroutine
+				continue
+			}
+			running++
+			go func() { results <- run(i) }()
+		}
+		if running == 0 && len(next) == 0 {
+			return
+		}
+		if running > 0 {
+			settle(<-results)
+			running--
+		}
+	}
 }
 
 func (in *instance[S]) depsDoneLocked(i int) bool {
@@ -509,41 +517,32 @@ func (in *instance[S]) compensate() {
 		state, _ = json.Marshal(in.state) // every result in it was journaled, so it encodes
 	}
 	in.mu.Unlock()
-	launched := make([]bool, len(steps))
-	results := make(chan stepResult, len(steps))
-	running := 0
-	ready := make([]int, 0, len(steps))
-	for {
-		ready = ready[:0]
+	schedule(len(steps), func(launched []bool, ready []int) []int {
 		in.mu.Lock()
-		if in.stuck == nil && in.dead == nil {
-			for i := range steps {
-				if need[i] && !launched[i] && in.dependentsCompensatedLocked(i, need) {
-					ready = append(ready, i)
-				}
+		defer in.mu.Unlock()
+		if in.stuck != nil || in.dead != nil {
+			return ready
+		}
+		for i := range steps {
+			if need[i] && !launched[i] && in.dependentsCompensatedLocked(i, need) {
+				ready = append(ready, i)
 			}
 		}
-		in.mu.Unlock()
-		for _, i := range ready {
-			launched[i] = true
-			running++
-			go func() { results <- in.compensateStep(i, state) }()
+		return ready
+	}, func(i int) stepResult {
+		return in.compensateStep(i, state)
+	}, func(r stepResult) {
+		if r.err == nil {
+			return
 		}
-		if running == 0 {
-			break
-		}
-		r := <-results
-		running--
-		if r.err != nil {
-			in.mu.Lock()
-			if in.dead == nil && in.stuck == nil {
-				if in.appendLocked(journal.Record{Kind: kindStuck, Step: r.step, Payload: []byte(r.err.Error())}) == nil {
-					in.stuck, in.stuckStep = r.err, r.step
-				}
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		if in.dead == nil && in.stuck == nil {
+			if in.appendLocked(journal.Record{Kind: kindStuck, Step: r.step, Payload: []byte(r.err.Error())}) == nil {
+				in.stuck, in.stuckStep = r.err, r.step
 			}
-			in.mu.Unlock()
 		}
-	}
+	})
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.stuck != nil || in.dead != nil {
