@@ -9,11 +9,15 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/otelpatterns/errs"
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
 	"github.com/otelpatterns/otelpatterns/retry"
 	"github.com/otelpatterns/otelpatterns/twophase"
@@ -22,9 +26,7 @@ import (
 // Client is a Participant served by a Handler at baseURL.
 type Client struct {
 	name string
-	base string
-	cfg  *config
-	prop propagation.TextMapPropagator
+	endpoint
 }
 
 var _ twophase.Participant = (*Client)(nil)
@@ -35,15 +37,11 @@ func NewClient(name, baseURL string, opts ...Option) (*Client, error) {
 	if name == "" {
 		return nil, errors.New("twophasehttp: NewClient: the participant needs a name")
 	}
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("twophasehttp: NewClient(%q): %q is not an http(s) URL", name, baseURL)
-	}
-	cfg, err := newConfig(opts)
+	e, err := newEndpoint(baseURL, opts)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("twophasehttp: NewClient(%q): %w", name, err)
 	}
-	return &Client{name: name, base: strings.TrimSuffix(baseURL, "/"), cfg: cfg, prop: cfg.tel.Propagators()}, nil
+	return &Client{name: name, endpoint: e}, nil
 }
 
 // Name implements twophase.Participant.
@@ -63,8 +61,10 @@ func (c *Client) Abort(ctx context.Context, txID string) error { return c.call(c
 
 func (c *Client) call(ctx context.Context, path, txID string) error {
 	body, _ := json.Marshal(request{Tx: txID})
+	resends := -1
 	err := retryUntraced(ctx, c.cfg.retry, func(ctx context.Context) error {
-		ans, status, err := do(ctx, c.cfg, c.prop, http.MethodPost, c.base+path, body)
+		resends++
+		ans, status, err := c.do(ctx, http.MethodPost, path, "", body, resends)
 		switch {
 		case err != nil:
 			return fmt.Errorf("%w: %s%s: %w", twophase.ErrUnreachable, c.name, path, err)
@@ -109,10 +109,65 @@ func remote(kind error, name, text string) error {
 	return &remoteError{kind: kind, text: text}
 }
 
-// do sends one request with the trace context in its headers, within the
-// client's timeout, and decodes the answer.
-func do(ctx context.Context, cfg *config, prop propagation.TextMapPropagator, method, target string, body []byte) (answer, int, error) {
-	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+// endpoint is what Client and StatusClient share: the server's address,
+// and requests that each get a CLIENT span, whose trace context they carry
+// in their headers.
+type endpoint struct {
+	base string
+	host string
+	port int
+	cfg  *config
+	tel  *telemetry.Telemetry
+}
+
+func newEndpoint(baseURL string, opts []Option) (endpoint, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return endpoint{}, fmt.Errorf("%q is not an http(s) URL", baseURL)
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return endpoint{}, err
+	}
+	port := 80
+	if u.Scheme == "https" {
+		port = 443
+	}
+	if p, err := strconv.Atoi(u.Port()); err == nil {
+		port = p
+	}
+	return endpoint{
+		base: strings.TrimSuffix(baseURL, "/"), host: u.Hostname(), port: port,
+		cfg: cfg, tel: telemetry.New(scope, cfg.tel),
+	}, nil
+}
+
+// do sends one request to path, with query, within the client's timeout,
+// and decodes the answer. Its CLIENT span follows the HTTP conventions:
+// named "{method} {path}", with http.request.resend_count on every request
+// after the first of a call.
+func (e *endpoint) do(ctx context.Context, method, path, query string, body []byte, resends int) (ans answer, status int, err error) {
+	target := e.base + path + query
+	ctx, span := e.tel.Tracer.Start(ctx, method+" "+path, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.HTTPRequestMethodKey.String(method), semconv.URLFull(target), semconv.URLTemplate(path),
+			semconv.ServerAddress(e.host), semconv.ServerPort(e.port)))
+	if resends > 0 {
+		span.SetAttributes(semconv.HTTPRequestResendCount(resends))
+	}
+	defer func() {
+		if status != 0 {
+			span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+		}
+		switch {
+		case err != nil:
+			errs.Record(span, err)
+		case status >= 400:
+			span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(status)))
+			span.SetStatus(codes.Error, ans.Error)
+		}
+		span.End()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.timeout)
 	defer cancel()
 	var rd io.Reader
 	if body != nil {
@@ -123,38 +178,29 @@ func do(ctx context.Context, cfg *config, prop propagation.TextMapPropagator, me
 		return answer{}, 0, retry.Permanent(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
-	resp, err := cfg.client.Do(req)
+	e.tel.Propagators.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	resp, err := e.cfg.client.Do(req)
 	if err != nil {
 		return answer{}, 0, err
 	}
 	defer resp.Body.Close()
-	var ans answer
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&ans); err != nil && resp.StatusCode == http.StatusOK {
-		return answer{}, 0, fmt.Errorf("unreadable answer: %w", err)
+		return answer{}, resp.StatusCode, fmt.Errorf("unreadable answer: %w", err)
 	}
 	return ans, resp.StatusCode, nil
 }
 
 // StatusClient asks a coordinator served by StatusHandler for decisions:
 // its Status is a twophase.StatusFunc, for Local.Resolve.
-type StatusClient struct {
-	base string
-	cfg  *config
-	prop propagation.TextMapPropagator
-}
+type StatusClient struct{ endpoint }
 
 // NewStatusClient returns a client of the StatusHandler at baseURL.
 func NewStatusClient(baseURL string, opts ...Option) (*StatusClient, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("twophasehttp: NewStatusClient: %q is not an http(s) URL", baseURL)
-	}
-	cfg, err := newConfig(opts)
+	e, err := newEndpoint(baseURL, opts)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("twophasehttp: NewStatusClient: %w", err)
 	}
-	return &StatusClient{base: strings.TrimSuffix(baseURL, "/"), cfg: cfg, prop: cfg.tel.Propagators()}, nil
+	return &StatusClient{e}, nil
 }
 
 // Status asks the coordinator for txID's decision. An ID that the
@@ -162,8 +208,10 @@ func NewStatusClient(baseURL string, opts ...Option) (*StatusClient, error) {
 // forgotten one twophase.ErrForgotten; neither is retried.
 func (s *StatusClient) Status(ctx context.Context, txID string) (twophase.Decision, error) {
 	var d twophase.Decision
+	resends := -1
 	err := retryUntraced(ctx, s.cfg.retry, func(ctx context.Context) error {
-		ans, status, err := do(ctx, s.cfg, s.prop, http.MethodGet, s.base+PathStatus+"?tx="+url.QueryEscape(txID), nil)
+		resends++
+		ans, status, err := s.do(ctx, http.MethodGet, PathStatus, "?tx="+url.QueryEscape(txID), nil, resends)
 		switch {
 		case err != nil:
 			return fmt.Errorf("%w: coordinator: %w", twophase.ErrUnreachable, err)

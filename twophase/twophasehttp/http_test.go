@@ -5,11 +5,15 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
 	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
@@ -144,23 +148,79 @@ func TestOneTraceAcrossProcesses(t *testing.T) {
 	if err := f.client.Commit(ctx, "t2"); err == nil || errors.Is(err, twophase.ErrVoteNo) {
 		t.Fatalf("Commit that fails on the server = %v", err)
 	}
-	served := f.rec.Ended("2pc.serve prepare")
-	if len(served) != 2 { // the coordinator's, then the test's own for t2
-		t.Fatalf("%d 2pc.serve prepare spans, want 2", len(served))
+	byKind := func(name string, kind trace.SpanKind) []sdktrace.ReadOnlySpan {
+		var out []sdktrace.ReadOnlySpan
+		for _, sp := range f.rec.Ended(name) {
+			if sp.SpanKind() == kind {
+				out = append(out, sp)
+			}
+		}
+		return out
+	}
+	served, sent := byKind("POST /prepare", trace.SpanKindServer), byKind("POST /prepare", trace.SpanKindClient)
+	if len(served) != 2 || len(sent) != 2 { // the coordinator's, then the test's own for t2
+		t.Fatalf("%d SERVER and %d CLIENT POST /prepare spans, want 2 of each", len(served), len(sent))
 	}
 	if served[0].SpanContext().TraceID() != root.SpanContext().TraceID() {
 		t.Fatal("the participant's span is not in the coordinator's trace")
 	}
+	// 2pc.call prepare -> the CLIENT span of its request -> the SERVER span.
 	calls := f.rec.Ended("2pc.call prepare")
-	if len(calls) != 1 || served[0].Parent().SpanID() != calls[0].SpanContext().SpanID() {
-		t.Fatal("the participant's span is not a child of the coordinator's call")
+	if len(calls) != 1 || sent[0].Parent().SpanID() != calls[0].SpanContext().SpanID() || served[0].Parent().SpanID() != sent[0].SpanContext().SpanID() {
+		t.Fatal("the request's spans are not children of the coordinator's call and of its CLIENT span")
 	}
-	if st := f.rec.Ended("2pc.serve status"); len(st) != 1 || st[0].SpanContext().TraceID() != root.SpanContext().TraceID() {
+	if a := telemetrytest.Attrs(served[0].Attributes()); a["url.scheme"].AsString() != "http" || a["http.route"].AsString() != "/prepare" {
+		t.Fatalf("the SERVER span's attributes %v lack url.scheme or http.route", a)
+	}
+	if st := byKind("GET /status", trace.SpanKindServer); len(st) != 1 || st[0].SpanContext().TraceID() != root.SpanContext().TraceID() {
 		t.Fatal("the Status request did not carry the caller's trace")
+	}
+	// The failing commit: three requests, resends counted from the second;
+	// each 503 an error whose type is the status code.
+	commits := byKind("POST /commit", trace.SpanKindClient)
+	if len(commits) < 3 {
+		t.Fatalf("%d CLIENT POST /commit spans, want the first and two resends", len(commits))
+	}
+	for i, sp := range commits[len(commits)-3:] {
+		a := telemetrytest.Attrs(sp.Attributes())
+		resend, has := a["http.request.resend_count"]
+		if (i == 0) == has || (has && resend.AsInt64() != int64(i)) {
+			t.Fatalf("request %d of the commit has resend_count %v (set %v); want it absent on the first, then 1, 2", i+1, resend.AsInt64(), has)
+		}
+	}
+	for _, sp := range byKind("POST /commit", trace.SpanKindServer) {
+		if a := telemetrytest.Attrs(sp.Attributes()); a["http.response.status_code"].AsInt64() == 503 && (a["error.type"].AsString() != "503" || sp.Status().Code != codes.Error) {
+			t.Fatalf("a 503's SERVER span has error.type %q, status %v; want \"503\", Error", a["error.type"].AsString(), sp.Status().Code)
+		}
+	}
+	// Behind middleware that made the SERVER span already (as otelhttp
+	// does), the handler's span is an INTERNAL child of it.
+	h, err := twophasehttp.Handler(f.local, f.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapped := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := f.rec.TracerProvider.Tracer("middleware").Start(ctx, "middleware", trace.WithSpanKind(trace.SpanKindServer))
+		defer span.End()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	}))
+	defer wrapped.Close()
+	behind, err := twophasehttp.NewClient("ledger-a", wrapped.URL, f.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := behind.Prepare(ctx, "t3"); err != nil {
+		t.Fatal(err)
+	}
+	inner, outer := f.rec.Ended("2pc.serve prepare"), f.rec.Ended("middleware")
+	if len(inner) != 1 || inner[0].SpanKind() != trace.SpanKindInternal || len(outer) != 1 || inner[0].Parent().SpanID() != outer[0].SpanContext().SpanID() {
+		t.Fatal("behind HTTP middleware, the handler's span is not an INTERNAL child of the middleware's SERVER span")
 	}
 	emitted := telemetrytest.Collect(t, f.rec.Spans, nil)
 	for name := range emitted[telemetrytest.Span] {
-		if name != "2pc.serve prepare" && name != "2pc.serve commit" && name != "2pc.serve status" {
+		ours := strings.HasPrefix(name, "POST /") || strings.HasPrefix(name, "GET /") || strings.HasPrefix(name, "2pc.serve ")
+		if name == "POST /transfer" || !ours {
 			delete(emitted[telemetrytest.Span], name)
 		}
 	}

@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/otelpatterns/otelpatterns/errs"
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
 	"github.com/otelpatterns/otelpatterns/twophase"
 )
@@ -63,20 +64,31 @@ func newServer(opts []Option) (*server, error) {
 
 // serve runs fn for one request under a span, and writes its answer with
 // status. The span is the request's SERVER span, continuing the caller's
-// trace from the headers; or, when HTTP middleware such as otelhttp has
-// made that span already, an INTERNAL child of it.
-func (s *server) serve(w http.ResponseWriter, r *http.Request, op string, attrs []attribute.KeyValue, fn func(ctx context.Context) (int, answer)) {
-	ctx, kind := r.Context(), trace.SpanKindInternal
+// trace from the headers and named "{method} {route}" as the HTTP
+// conventions ask; or, when HTTP middleware such as otelhttp has made that
+// span already, an INTERNAL child of it, named "2pc.serve {op}". A 5xx
+// answer is an error, whose error.type is the status code; a 4xx is the
+// caller's, and leaves the span's status unset.
+func (s *server) serve(w http.ResponseWriter, r *http.Request, op, route string, attrs []attribute.KeyValue, fn func(ctx context.Context) (int, answer)) {
+	ctx, kind, name := r.Context(), trace.SpanKindInternal, spanServe+op
 	if sc := trace.SpanContextFromContext(ctx); !sc.IsValid() || sc.IsRemote() {
-		ctx, kind = s.prop.Extract(ctx, propagation.HeaderCarrier(r.Header)), trace.SpanKindServer
+		ctx = s.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		kind, name = trace.SpanKindServer, r.Method+" "+route
 	}
-	ctx, span := s.tel.Tracer.Start(ctx, spanServe+op, trace.WithSpanKind(kind),
-		trace.WithAttributes(append(attrs, semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path))...))
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	ctx, span := s.tel.Tracer.Start(ctx, name, trace.WithSpanKind(kind),
+		trace.WithAttributes(attrs...),
+		trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path),
+			semconv.URLScheme(scheme), semconv.HTTPRoute(route)))
 	defer span.End()
 	status, body := fn(ctx)
 	span.SetAttributes(semconv.HTTPResponseStatusCode(status))
 	if status >= 500 {
-		errs.Record(span, errors.New(body.Error))
+		span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(status)))
+		span.SetStatus(codes.Error, body.Error)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -104,7 +116,7 @@ func Handler(p twophase.Participant, opts ...Option) (http.Handler, error) {
 	} {
 		op := path[1:]
 		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
-			s.serve(w, r, op, attrs, func(ctx context.Context) (int, answer) {
+			s.serve(w, r, op, path, attrs, func(ctx context.Context) (int, answer) {
 				var req request
 				if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil || req.Tx == "" {
 					return http.StatusBadRequest, answer{Error: "the body must be {\"tx\": ID}"}
@@ -145,7 +157,7 @@ func StatusHandler(c StatusSource, opts ...Option) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+PathStatus, func(w http.ResponseWriter, r *http.Request) {
-		s.serve(w, r, "status", nil, func(ctx context.Context) (int, answer) {
+		s.serve(w, r, "status", PathStatus, nil, func(ctx context.Context) (int, answer) {
 			tx := r.URL.Query().Get("tx")
 			if tx == "" {
 				return http.StatusBadRequest, answer{Error: "missing ?tx=ID"}
