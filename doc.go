@@ -16,7 +16,9 @@
 //   - [github.com/otelpatterns/otelpatterns/functional]: Map, Filter, Reduce
 //     over slices and iter.Seq; ParallelMap; Result.
 //   - [github.com/otelpatterns/otelpatterns/retry]: retry policies with backoff
-//     and jitter, retry budgets, a circuit breaker.
+//     and jitter, retry budgets.
+//   - [github.com/otelpatterns/otelpatterns/retry/breaker]: a circuit breaker,
+//     alone or under a retry policy.
 //   - [github.com/otelpatterns/otelpatterns/concurrency]: TracedChannel, typed
 //     pipelines, fan-out, fan-in, batching, Singleflight.
 //   - [github.com/otelpatterns/otelpatterns/journal]: the durable write-ahead

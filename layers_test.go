@@ -27,17 +27,18 @@ var floors = map[string]int{
 	"internal/ordered":                 2,
 	"internal/owned":                   2,
 	"internal/workload":                2, // imported by benchmarks only
-	"retry":                            3,
+	"retry/breaker":                    3,
+	"retry":                            4, // on its breaker
 	"functional":                       3,
 	"concurrency":                      3,
 	"pool":                             3,
 	"journal":                          3,
 	"sampling":                         3, // the one package on the SDK: its samplers are SDK types
 	"journal/journaltest":              4, // above journal, which it tests
-	"saga":                             4,
-	"twophase":                         4,
-	"twophase/twophasehttp":            5,
-	"":                                 5, // the root package: docs and Version
+	"saga":                             5,
+	"twophase":                         5,
+	"twophase/twophasehttp":            6,
+	"":                                 6, // the root package: docs and Version
 }
 
 // errsMayImport is all that errs, the floor everything stands on, may import

@@ -14,6 +14,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelpatterns/otelpatterns/retry"
+	"github.com/otelpatterns/otelpatterns/retry/breaker"
 )
 
 var (
@@ -91,8 +92,7 @@ func BenchmarkRetry(b *testing.B) {
 func BenchmarkBreaker(b *testing.B) {
 	op := func() (int, error) { return 1, nil }
 	b.Run("lib=otelpatterns", func(b *testing.B) {
-		br, err := retry.NewBreaker(retry.BreakerTracerProvider(tracenoop.NewTracerProvider()),
-			retry.BreakerMeterProvider(metricnoop.NewMeterProvider()))
+		br, err := breaker.New(breaker.WithMeterProvider(metricnoop.NewMeterProvider()))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -100,7 +100,7 @@ func BenchmarkBreaker(b *testing.B) {
 		ctx := context.Background()
 		b.ReportAllocs()
 		for b.Loop() {
-			sinkInt, _ = retry.Call(ctx, br, func(context.Context) (int, error) { return op() })
+			sinkInt, _ = breaker.Call(ctx, br, func(context.Context) (int, error) { return op() })
 		}
 	})
 	b.Run("lib=gobreaker", func(b *testing.B) {

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Clock is the time a Policy or a Breaker reads and sleeps on. The default
+// Clock is the time a Policy reads and sleeps on. The default
 // is the real one; tests inject their own to be deterministic.
 type Clock interface {
 	Now() time.Time

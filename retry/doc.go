@@ -1,8 +1,9 @@
 // Package retry retries operations without turning an outage into a storm:
 // a Policy with capped, jittered exponential backoff, attempt and time
 // limits, and Retry-After hints; a Budget that caps retries across a whole
-// client; and a circuit Breaker that stops calling a dependency that is
-// down. Every attempt can be seen in a trace.
+// client; and, through WithBreaker, the circuit breaker of package
+// retry/breaker, which stops calling a dependency that is down. Every
+// attempt can be seen in a trace.
 //
 // # Using it
 //
@@ -24,8 +25,8 @@
 // attempt). To stop at once, wrap the error with Permanent; to honour a
 // server's Retry-After, wrap it with RetryAfter. When Do gives up, its
 // error is a *Error: errors.Is finds both the op's last error and why
-// retrying stopped (ErrExhausted, ErrElapsed, ErrBudgetExhausted, ErrOpen,
-// the context's error ...), and Attempts says how many calls were made.
+// retrying stopped (ErrExhausted, ErrElapsed, ErrBudgetExhausted,
+// breaker.ErrOpen, the context's error ...), and Attempts says how many calls were made.
 //
 // # Not making things worse
 //
@@ -35,9 +36,8 @@
 //   - A Budget (gRPC's retry throttling) allows retries only while most
 //     calls succeed, so a dependency that is down gets each caller's first
 //     attempt, not three.
-//   - A Breaker fails calls at once while open, then lets a few probes
-//     through. Errors count as success, failure or excluded; a caller's
-//     context.Canceled is excluded by default.
+//   - A breaker (retry/breaker) fails calls at once while open, then lets
+//     a few probes through.
 //   - No sleep is started that would end past WithMaxElapsed, and none
 //     after the last attempt.
 //
@@ -47,7 +47,6 @@
 // retry.attempt child with its number; a failed attempt marks only its own
 // span, and the retry span shows only the final outcome, so a call that
 // succeeded on its second try is not an error in the trace. Attempts by
-// outcome, operation durations, budget rejections and breaker states and
-// transitions are metrics. With telemetry off, the success path allocates
+// outcome, operation durations and budget rejections are metrics. With telemetry off, the success path allocates
 // nothing.
 package retry

@@ -21,8 +21,6 @@ var (
 	ErrNotRetryable = errors.New("retry: error not retryable")
 	// ErrBudgetExhausted: the policy's Budget allowed no more retries.
 	ErrBudgetExhausted = errors.New("retry: retry budget exhausted")
-	// ErrOpen: the policy's Breaker is open; the op was not called.
-	ErrOpen = errors.New("retry: circuit breaker open")
 	// ErrRateLimited: the policy's rate limit would not let the op start
 	// before the context's deadline; the op was not called.
 	ErrRateLimited = errors.New("retry: rate limited")

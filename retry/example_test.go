@@ -54,23 +54,6 @@ func ExamplePermanent() {
 	// Output: 1 true
 }
 
-func ExampleBreaker() {
-	breaker, _ := retry.NewBreaker(retry.TripAfter(2), retry.OpenFor(time.Minute),
-		retry.OnStateChange(func(name string, from, to retry.State) { fmt.Println(name, from, "->", to) }))
-	defer breaker.Close()
-
-	down := func(context.Context) error { return errUnavailable }
-	for range 3 {
-		err := breaker.Execute(context.Background(), down)
-		fmt.Println(err)
-	}
-	// Output:
-	// 503 service unavailable
-	// default closed -> open
-	// 503 service unavailable
-	// retry: circuit breaker open
-}
-
 func ExampleWithRetry() {
 	calls := 0
 	v, err := retry.WithRetry(context.Background(), func(context.Context) (string, error) {

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
+	"github.com/otelpatterns/otelpatterns/retry/breaker"
 )
 
 // An Option configures a Policy.
@@ -29,7 +30,7 @@ type config struct {
 	backoffErr     error
 	retryIf        func(error) bool
 	budget         *Budget
-	breaker        *Breaker
+	breaker        *breaker.Breaker
 	limiter        *rate.Limiter
 	clock          Clock
 	rand           func() float64
@@ -129,9 +130,10 @@ func WithRetryIf(fn func(error) bool) Option { return optionFunc(func(c *config)
 // WithBudget shares a retry Budget with the policy; nil is ignored.
 func WithBudget(b *Budget) Option { return optionFunc(func(c *config) { c.budget = b }) }
 
-// WithBreaker puts every attempt through a circuit Breaker; nil is
-// ignored. While it is open, the operation fails at once with ErrOpen.
-func WithBreaker(b *Breaker) Option { return optionFunc(func(c *config) { c.breaker = b }) }
+// WithBreaker puts every attempt through a circuit breaker; nil is
+// ignored. While it is open, the operation fails at once with
+// breaker.ErrOpen.
+func WithBreaker(b *breaker.Breaker) Option { return optionFunc(func(c *config) { c.breaker = b }) }
 
 // WithRateLimit makes every attempt wait for l. An attempt that could not
 // start before ctx's deadline fails at once with ErrRateLimited, without

@@ -8,6 +8,7 @@ import (
 
 	"github.com/otelpatterns/otelpatterns/errs"
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
+	"github.com/otelpatterns/otelpatterns/retry/breaker"
 )
 
 // Policy is how to retry: attempts, backoff, limits, and the budget,
@@ -44,7 +45,7 @@ var (
 //
 // When it gives up, Do returns a *Error whose Last is op's last error and
 // whose Cause says why (ErrExhausted, ErrElapsed, ErrPermanent,
-// ErrNotRetryable, ErrBudgetExhausted, ErrOpen, ErrRateLimited, or ctx's
+// ErrNotRetryable, ErrBudgetExhausted, breaker.ErrOpen, ErrRateLimited, or ctx's
 // error); errors.Is finds both. It never sleeps after the last attempt.
 //
 // Under a recording span, the operation has a retry span and each attempt
@@ -166,9 +167,9 @@ func (p *Policy) attempt(ctx context.Context, w watch, n int, op func(context.Co
 			return false, nil, ErrRateLimited
 		}
 	}
-	var ticket ticket
+	var permit breaker.Permit
 	if c.breaker != nil {
-		if ticket, err = c.breaker.before(); err != nil {
+		if permit, err = c.breaker.Allow(); err != nil {
 			return false, nil, err
 		}
 	}
@@ -191,9 +192,9 @@ func (p *Policy) attempt(ctx context.Context, w watch, n int, op func(context.Co
 	}()
 	switch {
 	case c.breaker != nil && panicked != nil:
-		c.breaker.settle(ticket, Failure) // whatever the classifier says
+		permit.Panicked() // a failure, whatever the classifier says
 	case c.breaker != nil:
-		c.breaker.after(ticket, unwrapped(err))
+		permit.Done(unwrapped(err))
 	}
 	if c.budget != nil {
 		if err == nil {

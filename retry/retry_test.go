@@ -47,12 +47,6 @@ func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func (c *fakeClock) sleeps() []time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -19,14 +19,10 @@ const (
 	keyPolicy  = attribute.Key(telemetry.Prefix + "retry.policy")
 	keyAttempt = attribute.Key(telemetry.Prefix + "retry.attempt")
 	keyCount   = attribute.Key(telemetry.Prefix + "retry.attempts")
-	keyBreaker = attribute.Key(telemetry.Prefix + "breaker.name")
-	keyState   = attribute.Key(telemetry.Prefix + "breaker.state")
 
-	metricAttempts    = telemetry.Prefix + "retry.attempts"
-	metricDuration    = telemetry.Prefix + "retry.duration"
-	metricRejections  = telemetry.Prefix + "retry.budget.rejections"
-	metricState       = telemetry.Prefix + "breaker.state"
-	metricTransitions = telemetry.Prefix + "breaker.transitions"
+	metricAttempts   = telemetry.Prefix + "retry.attempts"
+	metricDuration   = telemetry.Prefix + "retry.duration"
+	metricRejections = telemetry.Prefix + "retry.budget.rejections"
 )
 
 var scope = telemetry.Scope("retry")
@@ -103,45 +99,4 @@ func (in *policyInstruments) finish(ctx context.Context, w watch, span trace.Spa
 
 func (in *policyInstruments) rejected(ctx context.Context) {
 	in.rejections.Add(ctx, 1, in.byName...)
-}
-
-// breakerInstruments is a Breaker's telemetry.
-type breakerInstruments struct {
-	cfg         telemetry.Config
-	tel         *telemetry.Telemetry
-	state       metric.Int64ObservableUpDownCounter
-	transitions metric.Int64Counter
-	byState     map[State][]metric.AddOption
-	observed    map[State]metric.ObserveOption
-}
-
-func (in *breakerInstruments) build(name string) {
-	in.tel = telemetry.New(scope, in.cfg)
-	in.state = in.tel.ObservableUpDownCounter(metricState, "{state}", "1 for the state the circuit breaker is in, 0 for the others.")
-	in.transitions = in.tel.Counter(metricTransitions, "{transition}", "Circuit breaker state changes, by the state entered.")
-	in.byState = map[State][]metric.AddOption{}
-	in.observed = map[State]metric.ObserveOption{}
-	for _, s := range []State{Closed, Open, HalfOpen} {
-		set := attribute.NewSet(keyBreaker.String(name), keyState.String(s.String()))
-		in.byState[s] = []metric.AddOption{metric.WithAttributeSet(set)}
-		in.observed[s] = metric.WithAttributeSet(set)
-	}
-}
-
-func (in *breakerInstruments) observe(state func() State) func() {
-	return in.tel.Observe(func(_ context.Context, o metric.Observer) error {
-		now := state()
-		for s, opt := range in.observed {
-			v := int64(0)
-			if s == now {
-				v = 1
-			}
-			o.ObserveInt64(in.state, v, opt)
-		}
-		return nil
-	}, in.state)
-}
-
-func (in *breakerInstruments) transitioned(to State) {
-	in.transitions.Add(context.Background(), 1, in.byState[to]...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/otelpatterns/retry"
+	"github.com/otelpatterns/otelpatterns/retry/breaker"
 )
 
 type recorders struct{ telemetrytest.Recorders }
@@ -103,27 +105,28 @@ func TestFailedOperationSpanAndNoSpanUntraced(t *testing.T) {
 // A panicking op ends its attempt's span and the operation's, with the
 // panic recorded, gives a breaker's probe slot back, and then panics on.
 func TestPanickingOpEndsItsSpans(t *testing.T) {
-	r := newRecorders(t)
-	clk := newClock()
-	b, err := retry.NewBreaker(retry.TripAfter(1), retry.OpenFor(time.Second), retry.HalfOpenProbes(1), retry.BreakerClock(clk))
-	require.NoError(t, err)
-	defer b.Close()
-	p := r.policy(t, retry.WithMaxAttempts(3), retry.WithBreaker(b))
-	ctx, parent := r.TracerProvider.Tracer("test").Start(bg, "request")
-	defer parent.End()
-	_ = retry.Run(ctx, p, func(context.Context) error { return io.EOF }) // trips the breaker
-	clk.advance(time.Second)
-	assert.PanicsWithValue(t, "op broke", func() {
-		_ = retry.Run(ctx, p, func(context.Context) error { panic("op broke") })
+	synctest.Test(t, func(t *testing.T) {
+		r := newRecorders(t)
+		b, err := breaker.New(breaker.WithTripAfter(1), breaker.WithOpenFor(time.Second), breaker.WithHalfOpenProbes(1))
+		require.NoError(t, err)
+		defer b.Close()
+		p := r.policy(t, retry.WithMaxAttempts(3), retry.WithBreaker(b))
+		ctx, parent := r.TracerProvider.Tracer("test").Start(bg, "request")
+		defer parent.End()
+		_ = retry.Run(ctx, p, func(context.Context) error { return io.EOF }) // trips the breaker
+		time.Sleep(time.Second)
+		assert.PanicsWithValue(t, "op broke", func() {
+			_ = retry.Run(ctx, p, func(context.Context) error { panic("op broke") })
+		})
+		ops := r.Ended("retry")
+		require.Len(t, ops, 2, "both operation spans ended")
+		assert.Equal(t, "panic", attrs(ops[1].Attributes())["error.type"].AsString())
+		attempts := r.Ended("retry.attempt")
+		assert.Equal(t, "panic", attrs(attempts[len(attempts)-1].Attributes())["error.type"].AsString())
+		assert.Equal(t, breaker.Open, b.State(), "the panicking probe counted as a failed probe")
+		time.Sleep(time.Second)
+		require.NoError(t, b.Execute(bg, func(context.Context) error { return nil }), "its probe slot was given back")
 	})
-	ops := r.Ended("retry")
-	require.Len(t, ops, 2, "both operation spans ended")
-	assert.Equal(t, "panic", attrs(ops[1].Attributes())["error.type"].AsString())
-	attempts := r.Ended("retry.attempt")
-	assert.Equal(t, "panic", attrs(attempts[len(attempts)-1].Attributes())["error.type"].AsString())
-	assert.Equal(t, retry.Open, b.State(), "the panicking probe counted as a failed probe")
-	clk.advance(time.Second)
-	require.NoError(t, b.Execute(bg, func(context.Context) error { return nil }), "its probe slot was given back")
 }
 
 func TestMetrics(t *testing.T) {
@@ -157,56 +160,13 @@ func TestMetrics(t *testing.T) {
 	assert.Equal(t, map[string]uint64{"": 1, "*errors.errorString": 1}, types)
 }
 
-func TestBreakerMetrics(t *testing.T) {
-	r := newRecorders(t)
-	clk := newClock()
-	b, err := retry.NewBreaker(retry.TripAfter(1), retry.BreakerName("ledger"), retry.BreakerClock(clk),
-		retry.BreakerTracerProvider(r.TracerProvider), retry.BreakerMeterProvider(r.MeterProvider))
-	require.NoError(t, err)
-	_ = b.Execute(bg, fail)
-
-	var rm metricdata.ResourceMetrics
-	require.NoError(t, r.Reader.Collect(bg, &rm))
-	states := map[string]int64{}
-	var transitions int64
-	for _, m := range rm.ScopeMetrics[0].Metrics {
-		for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
-			s, _ := dp.Attributes.Value("otelpatterns.breaker.state")
-			name, _ := dp.Attributes.Value("otelpatterns.breaker.name")
-			assert.Equal(t, "ledger", name.AsString())
-			switch m.Name {
-			case "otelpatterns.breaker.state":
-				states[s.AsString()] = dp.Value
-			case "otelpatterns.breaker.transitions":
-				assert.Equal(t, "open", s.AsString())
-				transitions += dp.Value
-			}
-		}
-	}
-	assert.Equal(t, map[string]int64{"closed": 0, "open": 1, "half_open": 0}, states)
-	assert.EqualValues(t, 1, transitions)
-
-	require.NoError(t, b.Close())
-	rm = metricdata.ResourceMetrics{}
-	require.NoError(t, r.Reader.Collect(bg, &rm))
-	for _, m := range rm.ScopeMetrics[0].Metrics {
-		if m.Name == "otelpatterns.breaker.state" {
-			assert.Empty(t, m.Data.(metricdata.Sum[int64]).DataPoints, "not observed after Close")
-		}
-	}
-}
-
 func TestTelemetryReference(t *testing.T) {
 	r := newRecorders(t)
 	budget, _ := retry.NewBudget(2, 0.1, nil)
-	b, err := retry.NewBreaker(retry.TripAfter(1), retry.BreakerMeterProvider(r.MeterProvider), retry.BreakerClock(newClock()))
-	require.NoError(t, err)
-	defer b.Close()
 	p := r.policy(t, retry.WithMaxAttempts(3), retry.WithBudget(budget))
 	ctx, parent := r.TracerProvider.Tracer("test").Start(bg, "request")
 	_ = retry.Run(ctx, p, func(context.Context) error { return io.EOF })
 	_ = retry.Run(ctx, p, func(context.Context) error { return nil })
-	_ = b.Execute(bg, fail)
 	parent.End()
 	emitted := telemetrytest.Collect(t, r.Spans, r.Reader)
 	delete(emitted[telemetrytest.Span], "request")
@@ -221,11 +181,5 @@ func TestSuccessPathAllocatesNothing(t *testing.T) {
 	op := func(context.Context) (int, error) { return 1, nil }
 	if n := testing.AllocsPerRun(1000, func() { _, _ = retry.Do(bg, p, op) }); n != 0 {
 		t.Errorf("Do on the success path: %v allocations, want 0", n)
-	}
-	b, err := retry.NewBreaker(retry.BreakerTracerProvider(tracenoop.NewTracerProvider()), retry.BreakerMeterProvider(metricnoop.NewMeterProvider()))
-	require.NoError(t, err)
-	defer b.Close()
-	if n := testing.AllocsPerRun(1000, func() { _ = b.Execute(bg, succeed) }); n != 0 {
-		t.Errorf("Breaker.Execute on the closed path: %v allocations, want 0", n)
 	}
 }

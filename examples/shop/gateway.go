@@ -14,6 +14,7 @@ import (
 	"github.com/otelpatterns/otelpatterns/journal"
 	"github.com/otelpatterns/otelpatterns/pool"
 	"github.com/otelpatterns/otelpatterns/retry"
+	"github.com/otelpatterns/otelpatterns/retry/breaker"
 	"github.com/otelpatterns/otelpatterns/saga"
 )
 
@@ -59,14 +60,14 @@ func newGateway(ctx context.Context, tel *setup.Telemetry, cfg gatewayConfig) (*
 	hc := web.Client(tel)
 	g := &gateway{cfg: cfg, down: map[string]*downstream{}}
 	for _, name := range []string{"users", "catalog", "inventory", "payments", "orders"} {
-		breaker, err := retry.NewBreaker(retry.BreakerName(name), retry.TripAfter(5), retry.OpenFor(5*time.Second),
-			retry.BreakerTracerProvider(tel.TracerProvider), retry.BreakerMeterProvider(tel.MeterProvider))
+		br, err := breaker.New(breaker.WithName(name), breaker.WithTripAfter(5), breaker.WithOpenFor(5*time.Second),
+			breaker.WithMeterProvider(tel.MeterProvider))
 		if err != nil {
 			return nil, err
 		}
 		policy, err := retry.New(retry.WithName(name), retry.WithMaxAttempts(3),
 			retry.WithExponentialBackoff(20*time.Millisecond, 200*time.Millisecond, retry.FullJitter),
-			retry.WithBreaker(breaker), retry.WithRateLimit(rate.NewLimiter(500, 100)),
+			retry.WithBreaker(br), retry.WithRateLimit(rate.NewLimiter(500, 100)),
 			retry.WithTracerProvider(tel.TracerProvider), retry.WithMeterProvider(tel.MeterProvider))
 		if err != nil {
 			return nil, err
