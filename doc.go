@@ -19,8 +19,12 @@
 //     and jitter, retry budgets.
 //   - [github.com/otelpatterns/otelpatterns/retry/breaker]: a circuit breaker,
 //     alone or under a retry policy.
-//   - [github.com/otelpatterns/otelpatterns/concurrency]: TracedChannel, typed
-//     pipelines, fan-out, fan-in, batching, Singleflight.
+//   - [github.com/otelpatterns/otelpatterns/concurrency]: TracedChannel, trace
+//     context across goroutines.
+//   - [github.com/otelpatterns/otelpatterns/concurrency/pipeline]: typed
+//     pipelines, fan-out, fan-in, batching.
+//   - [github.com/otelpatterns/otelpatterns/concurrency/singleflight]: typed
+//     call de-duplication.
 //   - [github.com/otelpatterns/otelpatterns/journal]: the durable write-ahead
 //     log that saga and twophase share.
 //   - [github.com/otelpatterns/otelpatterns/saga]: a durable Saga runner:

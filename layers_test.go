@@ -31,6 +31,8 @@ var floors = map[string]int{
 	"retry":                            4, // on its breaker
 	"functional":                       3,
 	"concurrency":                      3,
+	"concurrency/pipeline":             3,
+	"concurrency/singleflight":         3,
 	"pool":                             3,
 	"journal":                          3,
 	"sampling":                         3, // the one package on the SDK: its samplers are SDK types

@@ -9,7 +9,7 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/otelpatterns/otelpatterns/concurrency"
+	"github.com/otelpatterns/otelpatterns/concurrency/pipeline"
 	"github.com/otelpatterns/otelpatterns/internal/workload"
 )
 
@@ -17,15 +17,15 @@ import (
 // workers, each value about 1µs of CPU, and reads the results in order.
 func BenchmarkOrderedStream(b *testing.B) {
 	b.Run("lib=otelpatterns", func(b *testing.B) {
-		st, err := concurrency.NewStage("spin", func(_ context.Context, x int) (int, error) { return workload.Spin1us(x), nil },
-			concurrency.Workers(benchWorkers))
+		st, err := pipeline.NewStage("spin", func(_ context.Context, x int) (int, error) { return workload.Spin1us(x), nil },
+			pipeline.WithWorkers(benchWorkers))
 		if err != nil {
 			b.Fatal(err)
 		}
-		opts := []concurrency.Option{concurrency.WithTracerProvider(tracenoop.NewTracerProvider()),
-			concurrency.WithMeterProvider(metricnoop.NewMeterProvider())}
+		opts := []pipeline.Option{pipeline.WithTracerProvider(tracenoop.NewTracerProvider()),
+			pipeline.WithMeterProvider(metricnoop.NewMeterProvider())}
 		for b.Loop() {
-			out := concurrency.Then(concurrency.From(context.Background(), "bench", slices.Values(inputs), opts...), st)
+			out := pipeline.Then(pipeline.From(context.Background(), "bench", slices.Values(inputs), opts...), st)
 			for v := range out.All() {
 				sinkInt = v
 			}

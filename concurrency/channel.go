@@ -59,11 +59,12 @@ type envelope[T any] struct {
 	bag baggage.Baggage
 }
 
-// New returns a channel with room for capacity values (0 for a channel on
-// which each Send waits for a Receive). It fails when capacity is negative.
-func New[T any](capacity int, opts ...Option) (*TracedChannel[T], error) {
+// NewChannel returns a channel with room for capacity values (0 for a
+// channel on which each Send waits for a Receive). It fails when capacity
+// is negative or too large to make.
+func NewChannel[T any](capacity int, opts ...Option) (*TracedChannel[T], error) {
 	if capacity < 0 || capacity > ordered.MaxBuffer {
-		return nil, fmt.Errorf("concurrency: New(%d): the capacity must be 0 to %d", capacity, ordered.MaxBuffer)
+		return nil, fmt.Errorf("concurrency: NewChannel(%d): the capacity must be 0 to %d", capacity, ordered.MaxBuffer)
 	}
 	c := &config{name: "channel"}
 	for _, o := range opts {

@@ -6,7 +6,7 @@
 // producer. A TracedChannel sends each value with its sender's span context
 // and baggage, and the receiving side picks them up:
 //
-//	orders, _ := concurrency.New[Order](64, concurrency.WithName("orders"),
+//	orders, _ := concurrency.NewChannel[Order](64, concurrency.WithName("orders"),
 //		concurrency.WithTracerProvider(tp))
 //
 //	// producer, in a request's goroutine
@@ -17,18 +17,11 @@
 //		return ship(ctx, o) // inside a "process orders" CONSUMER span, linked to the send
 //	})
 //
-// Pipelines carry it through every hop: From starts one over an iter.Seq,
-// Then runs a typed stage on its own workers (several of them on the same
-// ordered-worker engine as pool.Process), FanOut, Merge and Batch reshape the flow, and each value
-// travels with the span context of its last hop, so that per-value spans
-// (WithItemSpans) link from stage to stage. The run has one span; the first
-// failure stops it, or WithSkipFailed skips failed values and counts them.
-// Pipeline[T] is the classic shape, a named chain of Stage[T, T].
-//
-// Singleflight, in the same spirit, de-duplicates concurrent calls by key
-// (the cache-aside pattern's guard against a stampede), with the shared
-// call in the first caller's trace and every later caller's span linked to
-// it.
+// Two packages beside it carry the same trace context through other
+// shapes: concurrency/pipeline runs typed pipelines of stages, each value
+// travelling with the span context of its last hop, and
+// concurrency/singleflight de-duplicates concurrent calls by key, with
+// the shared call in the first caller's trace.
 //
 // # Linked or parented
 //
@@ -51,9 +44,6 @@
 //
 //   - Close the channel when no more values will be sent; Consume and All
 //     end once it is drained.
-//   - Read a pipeline's last flow with All: its goroutines run until that
-//     read ends (or ctx does). A pipeline has one end: Merge fanned-out
-//     flows before reading them.
 //   - A value's span context is the sender's, not the receiver's: to work
 //     on a value inside its trace, use Consume, or pass the span context
 //     Receive returns to trace.WithLinks yourself.

@@ -3,14 +3,13 @@ package concurrency_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/otelpatterns/otelpatterns/concurrency"
 )
 
 func Example() {
-	orders, err := concurrency.New[string](8, concurrency.WithName("orders"))
+	orders, err := concurrency.NewChannel[string](8, concurrency.WithName("orders"))
 	if err != nil {
 		panic(err)
 	}
@@ -34,52 +33,9 @@ func Example() {
 }
 
 func ExampleTracedChannel_Receive() {
-	c, _ := concurrency.New[int](1)
+	c, _ := concurrency.NewChannel[int](1)
 	_ = c.Send(context.Background(), 42)
 	v, sc, err := c.Receive(context.Background())
 	fmt.Println(v, sc.IsValid(), err) // no span in the sender's ctx: an empty span context
 	// Output: 42 false <nil>
-}
-
-func ExampleThen() {
-	parse, _ := concurrency.NewStage("parse", func(_ context.Context, s string) (int, error) {
-		var n int
-		_, err := fmt.Sscan(s, &n)
-		return n, err
-	})
-	price, _ := concurrency.NewStage("price", func(_ context.Context, qty int) (string, error) {
-		return fmt.Sprintf("%d × 2.50 = %.2f", qty, float64(qty)*2.5), nil
-	}, concurrency.Workers(3)) // three workers, results still in order
-
-	lines := slices.Values([]string{"1", "4", "10"})
-	quotes := concurrency.Then(concurrency.Then(concurrency.From(context.Background(), "quotes", lines), parse), price)
-	for q := range quotes.All() {
-		fmt.Println(q)
-	}
-	fmt.Println(quotes.Err())
-	// Output:
-	// 1 × 2.50 = 2.50
-	// 4 × 2.50 = 10.00
-	// 10 × 2.50 = 25.00
-	// <nil>
-}
-
-func ExampleBatch() {
-	batches := concurrency.Batch(concurrency.From(context.Background(), "rows", slices.Values([]int{1, 2, 3, 4, 5})), 2, 0)
-	for b := range batches.All() {
-		fmt.Println(b)
-	}
-	// Output:
-	// [1 2]
-	// [3 4]
-	// [5]
-}
-
-func ExampleSingleflight() {
-	g, _ := concurrency.NewSingleflight[string, int]()
-	v, shared, err := g.Do(context.Background(), "price:sku-1", func(context.Context) (int, error) {
-		return 250, nil // a cache miss: one call to the database, however many callers
-	})
-	fmt.Println(v, shared, err)
-	// Output: 250 false <nil>
 }

@@ -15,11 +15,9 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	name      string
-	parented  bool
-	skip      bool
-	itemSpans bool
-	tel       telemetry.Config
+	name     string
+	parented bool
+	tel      telemetry.Config
 }
 
 // WithName names the channel in its spans ("send orders", "process

@@ -10,6 +10,9 @@ import (
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
 )
 
+// ScopeName is the instrumentation scope of a channel's telemetry.
+const ScopeName = telemetry.ModulePath + "/concurrency"
+
 // The names this package emits; README.md's Telemetry reference lists them.
 const (
 	keyChannel = attribute.Key(telemetry.Prefix + "channel.name")
@@ -42,15 +45,15 @@ type channelInstruments struct {
 }
 
 func newChannelInstruments(c *config) *channelInstruments {
-	tel := telemetry.New(telemetry.Scope("concurrency"), c.tel)
+	tel := telemetry.New(ScopeName, c.tel)
 	set := attribute.NewSet(keyChannel.String(c.name))
 	common := []attribute.KeyValue{semconv.MessagingSystemKey.String(messagingSystem), semconv.MessagingDestinationName(c.name)}
 	return &channelInstruments{
 		tel:       tel,
 		sendName:  "send " + c.name,
 		procName:  "process " + c.name,
-		sendAttrs: append([]attribute.KeyValue{semconv.MessagingOperationTypeSend}, common...),
-		procAttrs: append([]attribute.KeyValue{semconv.MessagingOperationTypeProcess}, common...),
+		sendAttrs: append([]attribute.KeyValue{semconv.MessagingOperationTypeSend, semconv.MessagingOperationName("send")}, common...),
+		procAttrs: append([]attribute.KeyValue{semconv.MessagingOperationTypeProcess, semconv.MessagingOperationName("process")}, common...),
 		sent:      tel.Counter(metricSent, "{value}", "Values sent on the channel."),
 		received:  tel.Counter(metricReceived, "{value}", "Values received from the channel."),
 		blocked:   tel.Duration(metricBlocked, "How long Send waited for room in the channel: its backpressure."),

@@ -141,7 +141,7 @@ func run(ctx context.Context, w io.Writer, opts ...console.Option) (err error) {
 // shipping goroutine consumes them: each "process orders" span is linked to
 // the "send orders" span of the request that sent its order.
 func (s *shop) shipOrders(ctx context.Context, tp trace.TracerProvider, orders []string) error {
-	ch, err := concurrency.New[string](len(orders), concurrency.WithName("orders"), concurrency.WithTracerProvider(tp))
+	ch, err := concurrency.NewChannel[string](len(orders), concurrency.WithName("orders"), concurrency.WithTracerProvider(tp))
 	if err != nil {
 		return err
 	}

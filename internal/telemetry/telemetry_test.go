@@ -206,7 +206,7 @@ func TestCacheWithUncomparableConfig(t *testing.T) {
 	assert.Equal(t, 3, builds, "an uncomparable config is built each time")
 }
 
-func TestLinksCapAndCount(t *testing.T) {
+func TestLinksCap(t *testing.T) {
 	scs := make([]trace.SpanContext, 0, 300)
 	for i := range 300 {
 		scs = append(scs, trace.NewSpanContext(trace.SpanContextConfig{
@@ -216,28 +216,20 @@ func TestLinksCapAndCount(t *testing.T) {
 	}
 	scs = append(scs, trace.SpanContext{}) // an input that was not traced
 
-	links, count := telemetry.Links(scs)
+	links := telemetry.Links(scs)
 	assert.Len(t, links, telemetry.MaxLinks)
 	assert.Equal(t, scs[0], links[0].SpanContext)
-	assert.Equal(t, telemetry.KeyLinkCount.Int(300), count)
+	assert.Len(t, telemetry.Links(scs[:3]), 3)
+	assert.Empty(t, telemetry.Links(nil))
+	assert.Len(t, telemetry.Links([]trace.SpanContext{{}, scs[0]}), 1, "untraced inputs are skipped")
 
-	links, count = telemetry.Links(scs[:3])
-	assert.Len(t, links, 3)
-	assert.Equal(t, int64(3), count.Value.AsInt64())
-
-	links, count = telemetry.Links(nil)
-	assert.Empty(t, links)
-	assert.Equal(t, int64(0), count.Value.AsInt64())
-
-	// Through the SDK: the span carries the capped links and the true count.
+	// Through the SDK: the span carries the capped links, none dropped.
 	p := newProviders(t, sdktrace.AlwaysSample())
-	links, count = telemetry.Links(scs)
-	_, span := p.tp.Tracer("t").Start(context.Background(), "fan-in", trace.WithLinks(links...), trace.WithAttributes(count))
+	_, span := p.tp.Tracer("t").Start(context.Background(), "fan-in", trace.WithLinks(links...))
 	span.End()
 	got := p.rec.Ended()[0]
 	assert.Len(t, got.Links(), telemetry.MaxLinks)
 	assert.Zero(t, got.DroppedLinks())
-	assert.Contains(t, got.Attributes(), telemetry.KeyLinkCount.Int(300))
 }
 
 func TestMeasuringAndStopwatch(t *testing.T) {

@@ -1,4 +1,4 @@
-package concurrency_test
+package pipeline_test
 
 import (
 	"context"
@@ -17,15 +17,20 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.uber.org/goleak"
 
-	"github.com/otelpatterns/otelpatterns/concurrency"
+	"github.com/otelpatterns/otelpatterns/concurrency/pipeline"
 	"github.com/otelpatterns/otelpatterns/errs"
 	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
 )
 
-func stage[In, Out any](t *testing.T, name string, fn func(context.Context, In) (Out, error), opts ...concurrency.StageOption) *concurrency.Stage[In, Out] {
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var bg = context.Background()
+
+func stage[In, Out any](t *testing.T, name string, fn func(context.Context, In) (Out, error), opts ...pipeline.StageOption) *pipeline.Stage[In, Out] {
 	t.Helper()
-	s, err := concurrency.NewStage(name, fn, opts...)
+	s, err := pipeline.NewStage(name, fn, opts...)
 	require.NoError(t, err)
 	return s
 }
@@ -39,17 +44,17 @@ func words(n int) []string {
 }
 
 func TestTypedPipelineKeepsOrder(t *testing.T) {
-	parse := stage(t, "parse", func(_ context.Context, s string) (int, error) { return strconv.Atoi(s) }, concurrency.Workers(3))
+	parse := stage(t, "parse", func(_ context.Context, s string) (int, error) { return strconv.Atoi(s) }, pipeline.WithWorkers(3))
 	square := stage(t, "square", func(_ context.Context, n int) (int, error) {
 		if n%7 == 0 {
 			time.Sleep(50 * time.Microsecond) // finish out of order
 		}
 		return n * n, nil
-	}, concurrency.Workers(4), concurrency.Buffer(8))
+	}, pipeline.WithWorkers(4), pipeline.WithBuffer(8))
 	format := stage(t, "format", func(_ context.Context, n int) (string, error) { return "#" + strconv.Itoa(n), nil })
 
-	parsed := concurrency.Then(concurrency.From(bg, "numbers", slices.Values(words(200))), parse)
-	out := concurrency.Then(concurrency.Then(parsed, square), format)
+	parsed := pipeline.Then(pipeline.From(bg, "numbers", slices.Values(words(200))), parse)
+	out := pipeline.Then(pipeline.Then(parsed, square), format)
 	got := slices.Collect(out.All())
 	require.NoError(t, out.Err())
 	require.Len(t, got, 200)
@@ -64,8 +69,8 @@ func TestUnorderedStage(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		return n, nil
-	}, concurrency.Workers(2), concurrency.Unordered())
-	out := concurrency.Then(concurrency.From(bg, "u", slices.Values([]int{0, 1, 2, 3})), slow)
+	}, pipeline.WithWorkers(2), pipeline.Unordered())
+	out := pipeline.Then(pipeline.From(bg, "u", slices.Values([]int{0, 1, 2, 3})), slow)
 	got := slices.Collect(out.All())
 	require.NoError(t, out.Err())
 	assert.ElementsMatch(t, []int{0, 1, 2, 3}, got)
@@ -89,7 +94,7 @@ func TestFirstFailureStopsThePipeline(t *testing.T) {
 			}
 		}
 	}
-	out := concurrency.Then(concurrency.Then(concurrency.From(bg, "f", endless), fail), count)
+	out := pipeline.Then(pipeline.Then(pipeline.From(bg, "f", endless), fail), count)
 	got := slices.Collect(out.All())
 	assert.Equal(t, boom, out.Err())
 	assert.Less(t, len(got), 10)
@@ -105,8 +110,8 @@ func TestSkipFailed(t *testing.T) {
 			panic("seven")
 		}
 		return n, nil
-	}, concurrency.Workers(2))
-	out := concurrency.Then(concurrency.From(bg, "skip", slices.Values([]int{1, 2, 3, 4, 5, 6, 7, 9}), concurrency.WithSkipFailed()), odd)
+	}, pipeline.WithWorkers(2))
+	out := pipeline.Then(pipeline.From(bg, "skip", slices.Values([]int{1, 2, 3, 4, 5, 6, 7, 9}), pipeline.WithSkipFailed()), odd)
 	got := slices.Collect(out.All())
 	assert.NoError(t, out.Err())
 	assert.Equal(t, []int{1, 3, 5, 9}, got)
@@ -115,7 +120,7 @@ func TestSkipFailed(t *testing.T) {
 
 func TestPanicIsAnError(t *testing.T) {
 	bad := stage(t, "bad", func(_ context.Context, n int) (int, error) { panic("nope") })
-	out := concurrency.Then(concurrency.From(bg, "p", slices.Values([]int{1})), bad)
+	out := pipeline.Then(pipeline.From(bg, "p", slices.Values([]int{1})), bad)
 	_ = slices.Collect(out.All())
 	var pe *errs.PanicError
 	require.ErrorAs(t, out.Err(), &pe)
@@ -129,7 +134,7 @@ func TestPanickingSourceIsAnError(t *testing.T) {
 		panic("the source broke")
 	}
 	id := stage(t, "id", func(_ context.Context, n int) (int, error) { return n, nil })
-	out := concurrency.Then(concurrency.From(bg, "p", source), id)
+	out := pipeline.Then(pipeline.From(bg, "p", source), id)
 	_ = slices.Collect(out.All())
 	var pe *errs.PanicError
 	require.ErrorAs(t, out.Err(), &pe)
@@ -146,8 +151,8 @@ func TestEarlyBreakAndCancel(t *testing.T) {
 			}
 		}
 	}
-	id := stage(t, "id", func(_ context.Context, n int) (int, error) { return n, nil }, concurrency.Workers(2))
-	out := concurrency.Then(concurrency.From(bg, "b", endless), id)
+	id := stage(t, "id", func(_ context.Context, n int) (int, error) { return n, nil }, pipeline.WithWorkers(2))
+	out := pipeline.Then(pipeline.From(bg, "b", endless), id)
 	n := 0
 	for range out.All() {
 		if n++; n == 10 {
@@ -161,7 +166,7 @@ func TestEarlyBreakAndCancel(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(bg)
 	defer cancel()
-	out = concurrency.Then(concurrency.From(ctx, "c", endless), id)
+	out = pipeline.Then(pipeline.From(ctx, "c", endless), id)
 	n = 0
 	for range out.All() {
 		if n++; n == 10 {
@@ -174,17 +179,17 @@ func TestEarlyBreakAndCancel(t *testing.T) {
 func TestFanOutAndMerge(t *testing.T) {
 	double := stage(t, "double", func(_ context.Context, n int) (int, error) { return 2 * n, nil })
 	triple := stage(t, "triple", func(_ context.Context, n int) (int, error) { return 3 * n, nil })
-	src := concurrency.From(bg, "fan", slices.Values(words(100)))
+	src := pipeline.From(bg, "fan", slices.Values(words(100)))
 	parse := stage(t, "parse", func(_ context.Context, s string) (int, error) { return strconv.Atoi(s) })
-	branches := concurrency.FanOut(concurrency.Then(src, parse), 2)
-	merged := concurrency.Merge(concurrency.Then(branches[0], double), concurrency.Then(branches[1], triple))
+	branches := pipeline.FanOut(pipeline.Then(src, parse), 2)
+	merged := pipeline.Merge(pipeline.Then(branches[0], double), pipeline.Then(branches[1], triple))
 	got := slices.Collect(merged.All())
 	require.NoError(t, merged.Err())
 	assert.Len(t, got, 100, "each value goes to exactly one branch")
 }
 
 func TestBatch(t *testing.T) {
-	out := concurrency.Batch(concurrency.From(bg, "b", slices.Values([]int{1, 2, 3, 4, 5, 6, 7})), 3, 0)
+	out := pipeline.Batch(pipeline.From(bg, "b", slices.Values([]int{1, 2, 3, 4, 5, 6, 7})), 3, 0)
 	got := slices.Collect(out.All())
 	require.NoError(t, out.Err())
 	assert.Equal(t, [][]int{{1, 2, 3}, {4, 5, 6}, {7}}, got)
@@ -198,7 +203,7 @@ func TestBatch(t *testing.T) {
 			time.Sleep(30 * time.Millisecond)
 		}
 	}
-	out = concurrency.Batch(concurrency.From(bg, "t", slow), 100, 10*time.Millisecond)
+	out = pipeline.Batch(pipeline.From(bg, "t", slow), 100, 10*time.Millisecond)
 	got = slices.Collect(out.All())
 	require.NoError(t, out.Err())
 	assert.Equal(t, [][]int{{0}, {1}, {2}}, got, "each value waited at most maxWait")
@@ -207,29 +212,29 @@ func TestBatch(t *testing.T) {
 func TestClassicPipeline(t *testing.T) {
 	trim := stage(t, "trim", func(_ context.Context, s string) (string, error) { return s[1:], nil })
 	upper := stage(t, "upper", func(_ context.Context, s string) (string, error) { return s + "!", nil })
-	p, err := concurrency.NewPipeline("shout", trim, upper)
+	p, err := pipeline.NewPipeline("shout", trim, upper)
 	require.NoError(t, err)
 	out := p.Run(bg, slices.Values([]string{"xa", "xb"}))
 	assert.Equal(t, []string{"a!", "b!"}, slices.Collect(out.All()))
 	require.NoError(t, out.Err())
 
-	_, err = concurrency.NewPipeline("dup", trim, trim)
+	_, err = pipeline.NewPipeline("dup", trim, trim)
 	assert.ErrorContains(t, err, `two stages are named "trim"`)
-	_, err = concurrency.NewPipeline[string]("none")
+	_, err = pipeline.NewPipeline[string]("none")
 	assert.ErrorContains(t, err, "at least one stage")
-	_, err = concurrency.NewPipeline[string]("", trim)
+	_, err = pipeline.NewPipeline[string]("", trim)
 	assert.ErrorContains(t, err, `NewPipeline("")`)
 }
 
 func TestBadStages(t *testing.T) {
 	fn := func(_ context.Context, n int) (int, error) { return n, nil }
 	for want, make := range map[string]func() error{
-		`NewStage("")`: func() error { _, err := concurrency.NewStage("", fn); return err },
-		"nil":          func() error { _, err := concurrency.NewStage[int, int]("s", nil); return err },
-		"Workers(0)":   func() error { _, err := concurrency.NewStage("s", fn, concurrency.Workers(0)); return err },
-		"Buffer(-1)":   func() error { _, err := concurrency.NewStage("s", fn, concurrency.Buffer(-1)); return err },
+		`NewStage("")`: func() error { _, err := pipeline.NewStage("", fn); return err },
+		"nil":          func() error { _, err := pipeline.NewStage[int, int]("s", nil); return err },
+		"Workers(0)":   func() error { _, err := pipeline.NewStage("s", fn, pipeline.WithWorkers(0)); return err },
+		"Buffer(-1)":   func() error { _, err := pipeline.NewStage("s", fn, pipeline.WithBuffer(-1)); return err },
 		"Batch(flow, 0,": func() error {
-			f := concurrency.Batch(concurrency.From(bg, "b", slices.Values([]int{1})), 0, 0)
+			f := pipeline.Batch(pipeline.From(bg, "b", slices.Values([]int{1})), 0, 0)
 			_ = slices.Collect(f.All())
 			return f.Err()
 		},
@@ -241,12 +246,12 @@ func TestBadStages(t *testing.T) {
 func TestSpansLinkAcrossEveryHop(t *testing.T) {
 	r := telemetrytest.NewRecorders(t)
 	a := stage(t, "a", func(_ context.Context, n int) (int, error) { return n + 1, nil })
-	b := stage(t, "b", func(_ context.Context, n int) (int, error) { return n * 2, nil }, concurrency.Workers(2))
+	b := stage(t, "b", func(_ context.Context, n int) (int, error) { return n * 2, nil }, pipeline.WithWorkers(2))
 	c := stage(t, "c", func(_ context.Context, n int) (int, error) { return n - 1, nil })
 	ctx, request := r.TracerProvider.Tracer("test").Start(bg, "request")
-	out := concurrency.Then(concurrency.Then(concurrency.Then(
-		concurrency.From(ctx, "hops", slices.Values([]int{1, 2, 3}), concurrency.WithItemSpans(),
-			concurrency.WithTracerProvider(r.TracerProvider), concurrency.WithMeterProvider(r.MeterProvider)),
+	out := pipeline.Then(pipeline.Then(pipeline.Then(
+		pipeline.From(ctx, "hops", slices.Values([]int{1, 2, 3}), pipeline.WithItemSpans(),
+			pipeline.WithTracerProvider(r.TracerProvider), pipeline.WithMeterProvider(r.MeterProvider)),
 		a), b), c)
 	got := slices.Collect(out.All())
 	request.End()
@@ -277,8 +282,8 @@ func TestBatchSpanLinksItsItems(t *testing.T) {
 	r := telemetrytest.NewRecorders(t)
 	id := stage(t, "id", func(_ context.Context, n int) (int, error) { return n, nil })
 	ctx, request := r.TracerProvider.Tracer("test").Start(bg, "request")
-	out := concurrency.Batch(concurrency.Then(concurrency.From(ctx, "batches", slices.Values(make([]int, 300)),
-		concurrency.WithItemSpans(), concurrency.WithTracerProvider(r.TracerProvider)), id), 200, 0)
+	out := pipeline.Batch(pipeline.Then(pipeline.From(ctx, "batches", slices.Values(make([]int, 300)),
+		pipeline.WithItemSpans(), pipeline.WithTracerProvider(r.TracerProvider)), id), 200, 0)
 	got := slices.Collect(out.All())
 	request.End()
 	require.NoError(t, out.Err())
@@ -286,7 +291,7 @@ func TestBatchSpanLinksItsItems(t *testing.T) {
 	batches := r.Ended("batch batches")
 	require.Len(t, batches, 2)
 	assert.Len(t, batches[0].Links(), 128, "at most 128 links")
-	assert.EqualValues(t, 200, telemetrytest.Attrs(batches[0].Attributes())["otelpatterns.link_count"].AsInt64(), "and the true count")
+	assert.EqualValues(t, 200, telemetrytest.Attrs(batches[0].Attributes())["messaging.batch.message_count"].AsInt64(), "and the true count")
 	assert.Len(t, batches[1].Links(), 100)
 }
 
@@ -298,8 +303,8 @@ func TestPipelineMetrics(t *testing.T) {
 		}
 		return n, nil
 	})
-	out := concurrency.Then(concurrency.From(bg, "m", slices.Values([]int{1, 2, 3}), concurrency.WithSkipFailed(),
-		concurrency.WithMeterProvider(r.MeterProvider), concurrency.WithTracerProvider(r.TracerProvider)), odd)
+	out := pipeline.Then(pipeline.From(bg, "m", slices.Values([]int{1, 2, 3}), pipeline.WithSkipFailed(),
+		pipeline.WithMeterProvider(r.MeterProvider), pipeline.WithTracerProvider(r.TracerProvider)), odd)
 	_ = slices.Collect(out.All())
 	m := r.Metrics(t)
 	sum := func(name string) int64 {
@@ -326,12 +331,10 @@ func TestPipelineMetrics(t *testing.T) {
 
 // Sizes too large to make are constructor errors, never a makechan panic.
 func TestHugeSizesAreErrors(t *testing.T) {
-	_, err := concurrency.New[int](math.MaxInt)
-	assert.ErrorContains(t, err, "capacity")
-	_, err = concurrency.NewStage("s", func(_ context.Context, n int) (int, error) { return n, nil }, concurrency.Buffer(math.MaxInt))
-	assert.ErrorContains(t, err, "Buffer")
-	_, err = concurrency.NewStage("s", func(_ context.Context, n int) (int, error) { return n, nil }, concurrency.Workers(math.MaxInt))
-	assert.ErrorContains(t, err, "Workers")
+	_, err := pipeline.NewStage("s", func(_ context.Context, n int) (int, error) { return n, nil }, pipeline.WithBuffer(math.MaxInt))
+	assert.ErrorContains(t, err, "WithBuffer")
+	_, err = pipeline.NewStage("s", func(_ context.Context, n int) (int, error) { return n, nil }, pipeline.WithWorkers(math.MaxInt))
+	assert.ErrorContains(t, err, "WithWorkers")
 }
 
 // countingMeter counts the instruments built through it.
@@ -361,9 +364,41 @@ func TestRunsShareInstruments(t *testing.T) {
 	mp := countingProvider{built: &built}
 	id := stage(t, "id", func(_ context.Context, n int) (int, error) { return n, nil })
 	for range 20 {
-		out := concurrency.Then(concurrency.From(bg, "p", slices.Values([]int{1, 2}), concurrency.WithMeterProvider(mp)), id)
+		out := pipeline.Then(pipeline.From(bg, "p", slices.Values([]int{1, 2}), pipeline.WithMeterProvider(mp)), id)
 		_ = slices.Collect(out.All())
 		require.NoError(t, out.Err())
 	}
 	assert.Equal(t, int64(3), built.Load(), "in, out and failed counters, built once")
+}
+
+func TestTelemetryReference(t *testing.T) {
+	r := telemetrytest.NewRecorders(t)
+	ctx, request := r.TracerProvider.Tracer("test").Start(bg, "request")
+	odd, err := pipeline.NewStage("odd", func(_ context.Context, n int) (int, error) {
+		if n%2 == 0 {
+			return 0, errors.New("even")
+		}
+		return n, nil
+	})
+	require.NoError(t, err)
+	flow := pipeline.Batch(pipeline.Then(pipeline.From(ctx, "numbers", slices.Values([]int{1, 2, 3}),
+		pipeline.WithSkipFailed(), pipeline.WithItemSpans(),
+		pipeline.WithTracerProvider(r.TracerProvider), pipeline.WithMeterProvider(r.MeterProvider)), odd), 2, 0)
+	metrics := telemetrytest.Collect(t, nil, r.Reader) // while the stage's buffer is observed
+	_ = slices.Collect(flow.All())
+	failing := pipeline.Then(pipeline.From(ctx, "failing", slices.Values([]int{2}),
+		pipeline.WithTracerProvider(r.TracerProvider), pipeline.WithMeterProvider(r.MeterProvider)), odd)
+	_ = slices.Collect(failing.All())
+	request.End()
+	emitted := telemetrytest.Collect(t, r.Spans, r.Reader)
+	for kind, names := range metrics {
+		for n := range names {
+			if emitted[kind] == nil {
+				emitted[kind] = map[string]bool{}
+			}
+			emitted[kind][n] = true
+		}
+	}
+	delete(emitted[telemetrytest.Span], "request")
+	telemetrytest.Check(t, "concurrency/pipeline", emitted)
 }

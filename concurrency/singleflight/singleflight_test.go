@@ -1,7 +1,8 @@
-package concurrency_test
+package singleflight_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,16 +11,21 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/goleak"
 
-	"github.com/otelpatterns/otelpatterns/concurrency"
+	"github.com/otelpatterns/otelpatterns/concurrency/singleflight"
 	"github.com/otelpatterns/otelpatterns/errs"
 	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
 )
 
-func TestSingleflightSharesOneCall(t *testing.T) {
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var bg = context.Background()
+
+func TestSharesOneCall(t *testing.T) {
 	r := telemetrytest.NewRecorders(t)
-	g, err := concurrency.NewSingleflight[string, int](concurrency.WithName("prices"),
-		concurrency.WithTracerProvider(r.TracerProvider), concurrency.WithMeterProvider(r.MeterProvider))
+	g, err := singleflight.New[string, int](singleflight.WithName("prices"),
+		singleflight.WithTracerProvider(r.TracerProvider), singleflight.WithMeterProvider(r.MeterProvider))
 	require.NoError(t, err)
 	var calls atomic.Int32
 	release := make(chan struct{})
@@ -78,8 +84,8 @@ func TestSingleflightSharesOneCall(t *testing.T) {
 	assert.EqualValues(t, 9, sharedMetric)
 }
 
-func TestSingleflightFirstCallerLeaving(t *testing.T) {
-	g, err := concurrency.NewSingleflight[int, string]()
+func TestFirstCallerLeaving(t *testing.T) {
+	g, err := singleflight.New[int, string]()
 	require.NoError(t, err)
 	release := make(chan struct{})
 	var sawCancel atomic.Bool
@@ -112,8 +118,8 @@ func TestSingleflightFirstCallerLeaving(t *testing.T) {
 	assert.False(t, sawCancel.Load())
 }
 
-func TestSingleflightCancelledWhenEveryoneLeaves(t *testing.T) {
-	g, err := concurrency.NewSingleflight[int, int]()
+func TestCancelledWhenEveryoneLeaves(t *testing.T) {
+	g, err := singleflight.New[int, int]()
 	require.NoError(t, err)
 	cancelled := make(chan struct{})
 	ctx, leave := context.WithCancel(bg)
@@ -138,8 +144,8 @@ func TestSingleflightCancelledWhenEveryoneLeaves(t *testing.T) {
 	assert.Equal(t, 8, v)
 }
 
-func TestSingleflightPanicAndBadInput(t *testing.T) {
-	g, err := concurrency.NewSingleflight[string, int]()
+func TestPanicAndBadInput(t *testing.T) {
+	g, err := singleflight.New[string, int]()
 	require.NoError(t, err)
 	_, _, err = g.Do(bg, "k", func(context.Context) (int, error) { panic("boom") })
 	var pe *errs.PanicError
@@ -150,6 +156,77 @@ func TestSingleflightPanicAndBadInput(t *testing.T) {
 	//lint:ignore SA1012 passing nil is the point of the test
 	_, _, err = g.Do(nil, "k", func(context.Context) (int, error) { return 0, nil }) //nolint:staticcheck
 	assert.ErrorContains(t, err, "nil context")
-	_, err = concurrency.NewSingleflight[string, int](concurrency.WithName(""))
+	_, err = singleflight.New[string, int](singleflight.WithName(""))
 	assert.ErrorContains(t, err, `WithName("")`)
+}
+
+// Forget makes the next caller start a call of its own while one is in
+// flight; the callers of the forgotten call still get its result.
+func TestForget(t *testing.T) {
+	g, err := singleflight.New[string, int]()
+	require.NoError(t, err)
+	release := make(chan struct{})
+	old := make(chan int)
+	go func() {
+		v, _, _ := g.Do(bg, "k", func(context.Context) (int, error) { <-release; return 1, nil })
+		old <- v
+	}()
+	require.Eventually(t, func() bool {
+		_, shared, _ := g.Do(bg, "probe", func(context.Context) (int, error) { return 0, nil })
+		return !shared
+	}, time.Second, time.Millisecond)
+	time.Sleep(5 * time.Millisecond) // the first call is in flight
+	g.Forget("k")
+	v, shared, err := g.Do(bg, "k", func(context.Context) (int, error) { return 2, nil })
+	require.NoError(t, err)
+	assert.False(t, shared, "after Forget, a new call")
+	assert.Equal(t, 2, v)
+	close(release)
+	assert.Equal(t, 1, <-old, "the forgotten call's caller gets its result")
+}
+
+// The last caller of a forgotten call leaving cancels it.
+func TestForgottenCallCancelledWhenItsCallersLeave(t *testing.T) {
+	g, err := singleflight.New[string, int]()
+	require.NoError(t, err)
+	started, cancelled := make(chan struct{}), make(chan struct{})
+	ctx, leave := context.WithCancel(bg)
+	go func() {
+		<-started
+		g.Forget("k")
+		leave()
+	}()
+	_, _, err = g.Do(ctx, "k", func(ctx context.Context) (int, error) {
+		close(started)
+		<-ctx.Done()
+		close(cancelled)
+		return 0, ctx.Err()
+	})
+	assert.ErrorIs(t, err, context.Canceled)
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a forgotten call went on with no caller left")
+	}
+}
+
+func TestTelemetryReference(t *testing.T) {
+	r := telemetrytest.NewRecorders(t)
+	ctx, request := r.TracerProvider.Tracer("test").Start(bg, "request")
+	g, err := singleflight.New[int, int](singleflight.WithTracerProvider(r.TracerProvider), singleflight.WithMeterProvider(r.MeterProvider))
+	require.NoError(t, err)
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			_, _, _ = g.Do(ctx, 1, func(context.Context) (int, error) { <-release; return 0, errors.New("bad") })
+		})
+	}
+	time.Sleep(10 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	request.End()
+	emitted := telemetrytest.Collect(t, r.Spans, r.Reader)
+	delete(emitted[telemetrytest.Span], "request")
+	telemetrytest.Check(t, "concurrency/singleflight", emitted)
 }

@@ -1,4 +1,4 @@
-package concurrency
+package pipeline
 
 import (
 	"context"
@@ -9,32 +9,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/errs"
 	"github.com/otelpatterns/otelpatterns/internal/ordered"
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
 )
-
-// A pipeline is stages connected by channels: values flow from a source
-// (From) through typed stages (Then), may split (FanOut), join (Merge) or
-// group (Batch), and are read at the end (Flow.All). Every stage runs on
-// its own workers, with its own buffer: a stage of several workers on the
-// same ordered-worker engine as pool.Process, a stage of one straight from
-// channel to channel. Every value carries the span context of its last hop.
-//
-//	run := concurrency.From(ctx, "orders", lines, concurrency.WithTracerProvider(tp))
-//	parsed := concurrency.Then(run, parse)    // Flow[string] → Flow[Order]
-//	stored := concurrency.Then(parsed, store) // Flow[Order] → Flow[Receipt]
-//	for r := range stored.All() { ... }
-//	if err := stored.Err(); err != nil { ... }
-//
-// By default the first error, or a panic, in any stage stops the whole
-// pipeline and is what Err returns; WithSkipFailed skips failed values
-// instead, counting them. Cancelling ctx, or breaking out of All, stops
-// every goroutine of the pipeline before All returns.
 
 // Stage is a named step of a pipeline, from In to Out.
 type Stage[In, Out any] struct {
@@ -45,35 +26,13 @@ type Stage[In, Out any] struct {
 	unordered bool
 }
 
-// A StageOption configures a Stage.
-type StageOption func(*stageConfig)
-
-type stageConfig struct {
-	workers, buffer int
-	bufferSet       bool
-	unordered       bool
-}
-
-// Workers sets how many goroutines run the stage's function; the default
-// is 1.
-func Workers(n int) StageOption { return func(c *stageConfig) { c.workers = n } }
-
-// Buffer sets how many of the stage's results may wait for the next stage;
-// the default is the number of workers.
-func Buffer(n int) StageOption { return func(c *stageConfig) { c.buffer, c.bufferSet = n, true } }
-
-// Unordered lets the stage pass results on as they finish, instead of in
-// the order the values came in, so a slow value does not hold back the
-// ones after it.
-func Unordered() StageOption { return func(c *stageConfig) { c.unordered = true } }
-
 // NewStage returns a stage that applies fn. It fails, naming what to fix,
 // when the name is empty, fn is nil, or a count is out of range.
 func NewStage[In, Out any](name string, fn func(context.Context, In) (Out, error), opts ...StageOption) (*Stage[In, Out], error) {
 	c := stageConfig{workers: 1}
 	for _, o := range opts {
 		if o != nil {
-			o(&c)
+			o.applyStage(&c)
 		}
 	}
 	if !c.bufferSet {
@@ -81,13 +40,13 @@ func NewStage[In, Out any](name string, fn func(context.Context, In) (Out, error
 	}
 	switch {
 	case name == "":
-		return nil, errors.New(`concurrency: NewStage(""): a stage needs a name; it labels its spans and metrics`)
+		return nil, errors.New(`pipeline: NewStage(""): a stage needs a name; it labels its spans and metrics`)
 	case fn == nil:
-		return nil, fmt.Errorf("concurrency: NewStage(%q, nil): the function must not be nil", name)
+		return nil, fmt.Errorf("pipeline: NewStage(%q, nil): the function must not be nil", name)
 	case c.workers < 1 || c.workers > ordered.MaxBuffer:
-		return nil, fmt.Errorf("concurrency: stage %q: Workers(%d): the workers must be 1 to %d", name, c.workers, ordered.MaxBuffer)
+		return nil, fmt.Errorf("pipeline: stage %q: WithWorkers(%d): the workers must be 1 to %d", name, c.workers, ordered.MaxBuffer)
 	case c.buffer < 0 || c.buffer > ordered.MaxBuffer:
-		return nil, fmt.Errorf("concurrency: stage %q: Buffer(%d): the buffer must be 0 to %d", name, c.buffer, ordered.MaxBuffer)
+		return nil, fmt.Errorf("pipeline: stage %q: WithBuffer(%d): the buffer must be 0 to %d", name, c.buffer, ordered.MaxBuffer)
 	}
 	return &Stage[In, Out]{name: name, fn: fn, workers: c.workers, buffer: c.buffer, unordered: c.unordered}, nil
 }
@@ -124,19 +83,6 @@ type run struct {
 	obsMu    sync.Mutex
 }
 
-// PipelineOption configures a pipeline; the channel options WithName,
-// WithTracerProvider, WithMeterProvider and WithRootSpans apply too.
-type PipelineOption = Option
-
-// WithSkipFailed makes a pipeline skip a value whose stage failed (or
-// panicked), counting it, instead of stopping at the first failure.
-func WithSkipFailed() Option { return optionFunc(func(c *config) { c.skip = true }) }
-
-// WithItemSpans starts a "stage {name}" span for each value in each stage,
-// linked to the span of the value's previous hop, so a value can be
-// followed through the pipeline. By default a run has its one span.
-func WithItemSpans() Option { return optionFunc(func(c *config) { c.itemSpans = true }) }
-
 // From starts a pipeline named name whose values come from seq. The run
 // has one "pipeline {name}" span, under ctx's span, from here until the
 // last Flow is read to its end. seq is read on a goroutine of the
@@ -155,11 +101,11 @@ func From[T any](ctx context.Context, name string, seq iter.Seq[T], opts ...Opti
 		r.span = telemetry.NoSpan
 		switch {
 		case ctx == nil:
-			r.fail(errNilContext)
+			r.fail(errors.New("pipeline: From: nil context: pass context.Background() if there is none"))
 		case name == "":
-			r.fail(errors.New(`concurrency: From(ctx, "", ...): a pipeline needs a name; it labels its spans and metrics`))
+			r.fail(errors.New(`pipeline: From(ctx, "", ...): a pipeline needs a name; it labels its spans and metrics`))
 		default:
-			r.fail(errors.New("concurrency: From: the sequence must not be nil"))
+			r.fail(errors.New("pipeline: From: the sequence must not be nil"))
 		}
 		close(out.ch)
 		return out
@@ -185,7 +131,7 @@ func From[T any](ctx context.Context, name string, seq iter.Seq[T], opts ...Opti
 func Then[In, Out any](in *Flow[In], s *Stage[In, Out]) *Flow[Out] {
 	r := in.run
 	if s == nil {
-		r.fail(errors.New("concurrency: Then(flow, nil): the stage must not be nil"))
+		r.fail(errors.New("pipeline: Then(flow, nil): the stage must not be nil"))
 		out := &Flow[Out]{run: r, ch: make(chan item[Out])}
 		close(out.ch)
 		return out
@@ -305,7 +251,7 @@ func (r *run) startItem(ctx context.Context, stage string, prev trace.SpanContex
 // to spread work over different functions.
 func FanOut[T any](in *Flow[T], n int) []*Flow[T] {
 	if n < 1 {
-		in.run.fail(fmt.Errorf("concurrency: FanOut(flow, %d): at least 1 flow is needed", n))
+		in.run.fail(fmt.Errorf("pipeline: FanOut(flow, %d): at least 1 flow is needed", n))
 		n = 1
 	}
 	outs := make([]*Flow[T], n)
@@ -322,7 +268,7 @@ func Merge[T any](flows ...*Flow[T]) *Flow[T] {
 		r := &run{inst: newPipelineInstruments(&config{name: "merge"})}
 		r.ctx, r.cancel = context.WithCancelCause(context.Background())
 		r.span = telemetry.NoSpan
-		r.fail(errors.New("concurrency: Merge(): at least one flow is needed"))
+		r.fail(errors.New("pipeline: Merge(): at least one flow is needed"))
 		out := &Flow[T]{run: r, ch: make(chan item[T])}
 		close(out.ch)
 		return out
@@ -332,7 +278,7 @@ func Merge[T any](flows ...*Flow[T]) *Flow[T] {
 	var wg sync.WaitGroup
 	for _, f := range flows {
 		if f.run != r {
-			r.fail(errors.New("concurrency: Merge: the flows come from different pipelines"))
+			r.fail(errors.New("pipeline: Merge: the flows come from different pipelines"))
 		}
 		wg.Add(1)
 		r.start(func() {
@@ -357,12 +303,12 @@ func Merge[T any](flows ...*Flow[T]) *Flow[T] {
 // on when it is full or when maxWait has passed since its first value (0
 // waits for size). When the run is traced, each batch has a "batch
 // {pipeline}" span that links to the spans of the values it holds (at most
-// 128 of them, with the true count as otelpatterns.link_count).
+// 128 of them, with the true count as messaging.batch.message_count).
 func Batch[T any](in *Flow[T], size int, maxWait time.Duration) *Flow[[]T] {
 	r := in.run
 	out := &Flow[[]T]{run: r, ch: make(chan item[[]T])}
 	if size < 1 || maxWait < 0 {
-		r.fail(fmt.Errorf("concurrency: Batch(flow, %d, %v): the size must be at least 1 and the wait not negative", size, maxWait))
+		r.fail(fmt.Errorf("pipeline: Batch(flow, %d, %v): the size must be at least 1 and the wait not negative", size, maxWait))
 		close(out.ch)
 		return out
 	}
@@ -380,9 +326,9 @@ func Batch[T any](in *Flow[T], size int, maxWait time.Duration) *Flow[[]T] {
 			}
 			sc := r.span.SpanContext()
 			if r.span.IsRecording() {
-				links, count := telemetry.Links(scs)
+				links := telemetry.Links(scs)
 				_, span := r.inst.tel.Tracer.Start(r.ctx, "batch "+r.inst.name.Value.AsString(),
-					trace.WithLinks(links...), trace.WithAttributes(r.inst.name, count))
+					trace.WithLinks(links...), trace.WithAttributes(r.inst.name, semconv.MessagingBatchMessageCount(len(batch))))
 				span.End()
 				sc = span.SpanContext()
 			}
@@ -438,18 +384,18 @@ type Pipeline[T any] struct {
 // stages share a name.
 func NewPipeline[T any](name string, stages ...*Stage[T, T]) (*Pipeline[T], error) {
 	if name == "" {
-		return nil, errors.New(`concurrency: NewPipeline(""): a pipeline needs a name; it labels its spans and metrics`)
+		return nil, errors.New(`pipeline: NewPipeline(""): a pipeline needs a name; it labels its spans and metrics`)
 	}
 	if len(stages) == 0 {
-		return nil, fmt.Errorf("concurrency: NewPipeline(%q): at least one stage is needed", name)
+		return nil, fmt.Errorf("pipeline: NewPipeline(%q): at least one stage is needed", name)
 	}
 	seen := map[string]bool{}
 	for i, s := range stages {
 		if s == nil {
-			return nil, fmt.Errorf("concurrency: NewPipeline(%q): stage %d is nil", name, i)
+			return nil, fmt.Errorf("pipeline: NewPipeline(%q): stage %d is nil", name, i)
 		}
 		if seen[s.name] {
-			return nil, fmt.Errorf("concurrency: NewPipeline(%q): two stages are named %q; names label metrics, so they must differ", name, s.name)
+			return nil, fmt.Errorf("pipeline: NewPipeline(%q): two stages are named %q; names label metrics, so they must differ", name, s.name)
 		}
 		seen[s.name] = true
 	}
@@ -546,69 +492,4 @@ func (r *run) end() {
 		}
 		r.span.End()
 	})
-}
-
-// The names the pipeline emits; README.md's Telemetry reference lists them.
-const (
-	keyPipeline = attribute.Key(telemetry.Prefix + "pipeline.name")
-	keyStage    = attribute.Key(telemetry.Prefix + "pipeline.stage")
-	keySkipped  = attribute.Key(telemetry.Prefix + "pipeline.skipped")
-
-	metricItemsIn  = telemetry.Prefix + "pipeline.items.in"
-	metricItemsOut = telemetry.Prefix + "pipeline.items.out"
-	metricFailed   = telemetry.Prefix + "pipeline.items.failed"
-	metricItemDur  = telemetry.Prefix + "pipeline.item.duration"
-	metricBuffer   = telemetry.Prefix + "pipeline.buffer.length"
-)
-
-// pipelineInstruments are a run's telemetry: the instruments, shared by
-// every run on the same providers, and the run's name.
-type pipelineInstruments struct {
-	*pipelineTelemetry
-	name attribute.KeyValue
-}
-
-// pipelineTelemetry is built once per distinct set of providers (the
-// cache): a run must not build a tracer, a meter and five instruments.
-type pipelineTelemetry struct {
-	tel      *telemetry.Telemetry
-	in, out  metric.Int64Counter
-	failed   metric.Int64Counter
-	duration metric.Float64Histogram
-	buffer   metric.Int64ObservableUpDownCounter
-}
-
-var pipelineCache = telemetry.NewCache(telemetry.Scope("concurrency"), func(tel *telemetry.Telemetry) *pipelineTelemetry {
-	return &pipelineTelemetry{
-		tel:      tel,
-		in:       tel.Counter(metricItemsIn, "{item}", "Values a pipeline stage took in."),
-		out:      tel.Counter(metricItemsOut, "{item}", "Values a pipeline stage passed on."),
-		failed:   tel.Counter(metricFailed, "{item}", "Values skipped because their stage failed (WithSkipFailed)."),
-		duration: tel.Duration(metricItemDur, "How long a stage took over one value."),
-		buffer:   tel.ObservableUpDownCounter(metricBuffer, "{item}", "Values waiting in a stage's output buffer."),
-	}
-})
-
-func newPipelineInstruments(c *config) *pipelineInstruments {
-	return &pipelineInstruments{pipelineTelemetry: pipelineCache.Get(c.tel), name: keyPipeline.String(c.name)}
-}
-
-// stageMetrics are a pipelineInstruments with one stage's attributes.
-type stageMetrics struct {
-	*pipelineInstruments
-	byStage  []metric.AddOption
-	recStage []metric.RecordOption
-	obsStage metric.ObserveOption
-}
-
-func (in *pipelineInstruments) stage(name string) stageMetrics {
-	set := metric.WithAttributeSet(attribute.NewSet(in.name, keyStage.String(name)))
-	return stageMetrics{in, []metric.AddOption{set}, []metric.RecordOption{set}, set}
-}
-
-func (m stageMetrics) observeBuffer(length func() int64) func() {
-	return m.tel.Observe(func(_ context.Context, o metric.Observer) error {
-		o.ObserveInt64(m.buffer, length(), m.obsStage)
-		return nil
-	}, m.buffer)
 }
