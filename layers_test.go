@@ -26,6 +26,7 @@ var floors = map[string]int{
 	"internal/telemetry/telemetrytest": 2, // imported by tests only
 	"internal/ordered":                 2,
 	"internal/owned":                   2,
+	"internal/retryhook":               2, // set by retry, called by the runners
 	"internal/workload":                2, // imported by benchmarks only
 	"retry/breaker":                    3,
 	"retry":                            4, // on its breaker

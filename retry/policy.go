@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/internal/retryhook"
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
 	"github.com/otelpatterns/otelpatterns/retry/breaker"
 )
@@ -59,7 +60,7 @@ func Do[T any](ctx context.Context, p *Policy, op func(context.Context) (T, erro
 	err := p.run(ctx, func(ctx context.Context) (err error) {
 		out, err = op(ctx)
 		return err
-	})
+	}, true)
 	if err != nil {
 		var zero T
 		return zero, err
@@ -72,7 +73,14 @@ func Run(ctx context.Context, p *Policy, op func(context.Context) error) error {
 	if op == nil {
 		return errNilOp
 	}
-	return p.run(ctx, op)
+	return p.run(ctx, op, true)
+}
+
+func init() {
+	retryhook.RunUntraced = func(ctx context.Context, policy any, op func(context.Context) error) error {
+		p, _ := policy.(*Policy)
+		return p.run(ctx, op, false)
+	}
 }
 
 // WithRetry calls op under a policy built from opts, for one-off calls.
@@ -87,7 +95,8 @@ func WithRetry[T any](ctx context.Context, op func(context.Context) (T, error), 
 	return Do(ctx, p, op)
 }
 
-func (p *Policy) run(ctx context.Context, op func(context.Context) error) error {
+// run calls op under the policy; spans false makes no span (retryhook).
+func (p *Policy) run(ctx context.Context, op func(context.Context) error, spans bool) error {
 	switch {
 	case ctx == nil:
 		return errNilContext
@@ -95,7 +104,10 @@ func (p *Policy) run(ctx context.Context, op func(context.Context) error) error 
 		return errNilPolicy
 	}
 	c := p.c
-	opCtx, span := p.inst.startOperation(ctx)
+	opCtx, span := ctx, telemetry.NoSpan
+	if spans {
+		opCtx, span = p.inst.startOperation(ctx)
+	}
 	w := watch{traced: span.IsRecording(), counting: p.inst.attempts.Enabled(ctx)}
 	ran := telemetry.StartStopwatch(w.traced || p.inst.duration.Enabled(ctx))
 	var deadline time.Time

@@ -12,8 +12,10 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/otelpatterns/otelpatterns/internal/retryhook"
 	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/otelpatterns/retry"
 	"github.com/otelpatterns/otelpatterns/retry/breaker"
@@ -182,4 +184,24 @@ func TestSuccessPathAllocatesNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { _, _ = retry.Do(bg, p, op) }); n != 0 {
 		t.Errorf("Do on the success path: %v allocations, want 0", n)
 	}
+}
+
+// The runners' untraced path (retryhook) makes no span of retry's own, and
+// its op runs under the caller's span; the metrics are still recorded.
+func TestUntracedRunForTheRunners(t *testing.T) {
+	r := newRecorders(t)
+	p := r.policy(t, retry.WithMaxAttempts(2))
+	ctx, parent := r.TracerProvider.Tracer("test").Start(bg, "saga.step")
+	calls := 0
+	err := retryhook.RunUntraced(ctx, p, func(ctx context.Context) error {
+		calls++
+		assert.Equal(t, parent.SpanContext(), trace.SpanContextFromContext(ctx), "the op runs under the caller's span")
+		return io.EOF
+	})
+	parent.End()
+	assert.ErrorIs(t, err, io.EOF)
+	assert.Equal(t, 2, calls)
+	assert.Empty(t, r.Ended("retry"))
+	assert.Empty(t, r.Ended("retry.attempt"))
+	assert.Contains(t, r.Metrics(t), "otelpatterns.retry.attempts")
 }

@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/errs"
-	"github.com/otelpatterns/otelpatterns/internal/telemetry"
+	"github.com/otelpatterns/otelpatterns/internal/retryhook"
 	"github.com/otelpatterns/otelpatterns/journal"
 	"github.com/otelpatterns/otelpatterns/retry"
 )
@@ -417,7 +417,7 @@ func (in *instance[S]) runStep(i int) stepResult {
 	if st.Retry == nil {
 		err = in.attempt(in.stepsCtx, st, &attempt)
 	} else {
-		err = retry.Run(untraced(in.stepsCtx), st.Retry, func(ctx context.Context) error {
+		err = retryhook.RunUntraced(in.stepsCtx, st.Retry, func(ctx context.Context) error {
 			return in.attempt(ctx, st, &attempt)
 		})
 		var re *retry.Error
@@ -494,13 +494,6 @@ func call[S any](ctx context.Context, action func(context.Context, S) (S, error)
 	return out, err
 }
 
-// untraced hides the saga's span from the retry package, so that attempts
-// are the saga's own spans and not retry's as well; runStep and
-// compensateStep put the span back.
-func untraced(ctx context.Context) context.Context {
-	return trace.ContextWithSpan(ctx, telemetry.NoSpan)
-}
-
 // compensate runs the compensation of every step that started and is not
 // yet compensated, each only after the steps that depend on it, in
 // parallel where they are independent, under the runner's compensation
@@ -571,7 +564,7 @@ func (in *instance[S]) compensateStep(i int, state json.RawMessage) stepResult {
 	st := &in.def.steps[i]
 	cfg := in.s.r.cfg
 	attempt := 0
-	err := retry.Run(untraced(in.ctx), cfg.compRetry, func(ctx context.Context) error {
+	err := retryhook.RunUntraced(in.ctx, cfg.compRetry, func(ctx context.Context) error {
 		if in.isDead() {
 			return retry.Permanent(errStopped)
 		}

@@ -13,7 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/errs"
-	"github.com/otelpatterns/otelpatterns/internal/telemetry"
+	"github.com/otelpatterns/otelpatterns/internal/retryhook"
 	"github.com/otelpatterns/otelpatterns/journal"
 	"github.com/otelpatterns/otelpatterns/retry"
 )
@@ -434,7 +434,7 @@ func (t *tx) resolve(op string, acks []error) bool {
 func (t *tx) send(ctx context.Context, op string, p Participant) error {
 	in := t.c.ins
 	attempt := 0
-	return retry.Run(trace.ContextWithSpan(ctx, telemetry.NoSpan), t.c.cfg.phase2, func(rctx context.Context) error {
+	return retryhook.RunUntraced(ctx, t.c.cfg.phase2, func(rctx context.Context) error {
 		if err := t.deadErr(); err != nil {
 			return retry.Permanent(err)
 		}
@@ -442,7 +442,7 @@ func (t *tx) send(ctx context.Context, op string, p Participant) error {
 		if attempt > 1 {
 			in.retries.Add(rctx, 1, in.byPhase[op])
 		}
-		return t.call(trace.ContextWithSpan(rctx, trace.SpanFromContext(ctx)), op, p, attempt)
+		return t.call(rctx, op, p, attempt)
 	})
 }
 

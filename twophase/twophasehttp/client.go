@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/errs"
+	"github.com/otelpatterns/otelpatterns/internal/retryhook"
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
 	"github.com/otelpatterns/otelpatterns/retry"
 	"github.com/otelpatterns/otelpatterns/twophase"
@@ -62,7 +63,7 @@ func (c *Client) Abort(ctx context.Context, txID string) error { return c.call(c
 func (c *Client) call(ctx context.Context, path, txID string) error {
 	body, _ := json.Marshal(request{Tx: txID})
 	resends := -1
-	err := retryUntraced(ctx, c.cfg.retry, func(ctx context.Context) error {
+	err := retryhook.RunUntraced(ctx, c.cfg.retry, func(ctx context.Context) error {
 		resends++
 		ans, status, err := c.do(ctx, http.MethodPost, path, "", body, resends)
 		switch {
@@ -209,7 +210,7 @@ func NewStatusClient(baseURL string, opts ...Option) (*StatusClient, error) {
 func (s *StatusClient) Status(ctx context.Context, txID string) (twophase.Decision, error) {
 	var d twophase.Decision
 	resends := -1
-	err := retryUntraced(ctx, s.cfg.retry, func(ctx context.Context) error {
+	err := retryhook.RunUntraced(ctx, s.cfg.retry, func(ctx context.Context) error {
 		resends++
 		ans, status, err := s.do(ctx, http.MethodGet, PathStatus, "?tx="+url.QueryEscape(txID), nil, resends)
 		switch {
@@ -230,13 +231,4 @@ func (s *StatusClient) Status(ctx context.Context, txID string) (twophase.Decisi
 		return twophase.Pending, re
 	}
 	return d, err
-}
-
-// retryUntraced runs op under p without retry's own spans: each request
-// stays a child of the caller's span, which the server then continues.
-func retryUntraced(ctx context.Context, p *retry.Policy, op func(context.Context) error) error {
-	parent := trace.SpanFromContext(ctx)
-	return retry.Run(trace.ContextWithSpan(ctx, telemetry.NoSpan), p, func(ctx context.Context) error {
-		return op(trace.ContextWithSpan(ctx, parent))
-	})
 }
