@@ -193,7 +193,7 @@ func (l *File) Close() error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return ErrClosed
+		return nil // Close is idempotent
 	}
 	l.closed = true
 	l.mu.Unlock()

@@ -50,7 +50,8 @@ type Log interface {
 	Forget(ctx context.Context, txID string) error
 
 	// Close releases the log. Appends already queued finish first; every
-	// later call fails with ErrClosed.
+	// later call fails with ErrClosed, but Close, which is idempotent: a
+	// later Close returns nil.
 	Close() error
 }
 

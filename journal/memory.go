@@ -132,7 +132,7 @@ func (m *Memory) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return ErrClosed
+		return nil // Close is idempotent
 	}
 	m.closed = true
 	m.idx = newIndex()

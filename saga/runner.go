@@ -464,14 +464,11 @@ func (r *Runner) uncountStuck(ctx context.Context, id, name string) {
 // included, until ctx ends. Then it stops them where they are, with no
 // further effect, leaves them to Recover, and returns ctx's error at once;
 // each goroutine returns as soon as the action, compensation or journal
-// call it is in does. Close does not close the journal.
+// call it is in does. Close does not close the journal. It is idempotent:
+// a later Close returns nil at once.
 func (r *Runner) Close(ctx context.Context) error {
 	if ctx == nil {
 		return errNilContext
 	}
-	already, err := r.live.Close(ctx, func(h *handle) { h.kill(ErrClosed) })
-	if already {
-		return ErrClosed
-	}
-	return err
+	return r.live.Close(ctx, func(h *handle) { h.kill(ErrClosed) })
 }

@@ -370,14 +370,10 @@ type Report struct {
 // stops them, with no further call or record, leaves them to Recover, and
 // returns ctx's error at once. Their goroutines return as soon as the
 // participant or journal call each is in returns. It does not close the
-// journal.
+// journal. It is idempotent: a later Close returns nil at once.
 func (c *Coordinator) Close(ctx context.Context) error {
 	if ctx == nil {
 		return errNilContext
 	}
-	already, err := c.live.Close(ctx, func(t *tx) { t.kill(ErrClosed) })
-	if already {
-		return ErrClosed
-	}
-	return err
+	return c.live.Close(ctx, func(t *tx) { t.kill(ErrClosed) })
 }

@@ -87,13 +87,14 @@ func (s *Set[T]) Done() { s.wg.Done() }
 
 // Close refuses new claims, closes Closing, and waits for every counted
 // goroutine until ctx ends; then it calls stop for each live work and
-// returns ctx's error without waiting again. already reports that the set
-// was closed before.
-func (s *Set[T]) Close(ctx context.Context, stop func(T)) (already bool, err error) {
+// returns ctx's error without waiting again. Close is idempotent: a later
+// call returns nil at once (it does not wait again for goroutines that a
+// first Close may have stopped and left in a call that hangs).
+func (s *Set[T]) Close(ctx context.Context, stop func(T)) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return true, nil
+		return nil
 	}
 	s.closed = true
 	if s.closing == nil {
@@ -111,7 +112,7 @@ func (s *Set[T]) Close(ctx context.Context, stop func(T)) (already bool, err err
 	}()
 	select {
 	case <-done:
-		return false, nil
+		return nil
 	case <-ctx.Done():
 	}
 	s.mu.Lock()
@@ -119,5 +120,5 @@ func (s *Set[T]) Close(ctx context.Context, stop func(T)) (already bool, err err
 		stop(t)
 	}
 	s.mu.Unlock()
-	return false, ctx.Err()
+	return ctx.Err()
 }

@@ -31,14 +31,14 @@ func TestOneLiveWorkPerID(t *testing.T) {
 	if _, ok := s.Get("x"); ok {
 		t.Fatal("a released work is still live")
 	}
-	if already, err := s.Close(context.Background(), nil); already || err != nil {
-		t.Fatalf("Close = %v, %v", already, err)
+	if err := s.Close(context.Background(), nil); err != nil {
+		t.Fatalf("Close = %v", err)
 	}
 	if _, _, open := s.Claim("y", b); open {
 		t.Fatal("a claim after Close succeeded")
 	}
-	if already, _ := s.Close(context.Background(), nil); !already {
-		t.Fatal("a second Close did not say so")
+	if err := s.Close(context.Background(), nil); err != nil {
+		t.Fatalf("a second Close = %v, want nil: Close is idempotent", err)
 	}
 }
 
@@ -53,7 +53,7 @@ func TestCloseStopsWhatOutlivesItsContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	stopped := 0
-	_, err := s.Close(ctx, func(w *work) { stopped++; close(w.stop) })
+	err := s.Close(ctx, func(w *work) { stopped++; close(w.stop) })
 	if !errors.Is(err, context.DeadlineExceeded) || stopped != 1 {
 		t.Fatalf("Close = %v after stopping %d", err, stopped)
 	}
@@ -76,7 +76,7 @@ func TestCloseReturnsBesideAStuckGoroutine(t *testing.T) {
 	defer cancel()
 	returned := make(chan error, 1)
 	go func() {
-		_, err := s.Close(ctx, func(w *work) { close(w.stop) })
+		err := s.Close(ctx, func(w *work) { close(w.stop) })
 		returned <- err
 	}()
 	select {

@@ -47,7 +47,7 @@ func TestEndedWorkIsForgottenAfterTheRetention(t *testing.T) {
 	if id := <-f.got; id != "c" {
 		t.Fatalf("forgot %q, want c", id)
 	}
-	if _, err := s.Close(context.Background(), nil); err != nil {
+	if err := s.Close(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -86,7 +86,7 @@ func TestCloseCancelsAForgetInFlight(t *testing.T) {
 	<-in
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := s.Close(ctx, nil); err != nil {
+	if err := s.Close(ctx, nil); err != nil {
 		t.Fatalf("Close = %v: the forget in flight did not give up", err)
 	}
 }
