@@ -12,15 +12,19 @@
 //
 //	go -C examples run ./shop
 //
-// Keep serving instead (POST /checkout to the gateway), or start one
-// service alone:
+// Keep serving instead, waiting for checkouts (POST /checkout to the
+// gateway; it prints the curl to send), or start one service alone:
 //
 //	go -C examples run ./shop -serve
 //	go -C examples run ./shop -service payments -payments 127.0.0.1:8084
 //
 // Inject failures with -decline (every card declined), -inventory-delay
-// (a warehouse slower than the step timeout) and -crash-after-step N (the
-// gateway dies right after step N's effect; start it again to resume).
+// (a warehouse slower than the step timeout), -release-fails (every
+// stock release fails: a compensated checkout is stuck) and
+// -crash-after-step N (the gateway dies right after step N's effect;
+// start it again to resume). Only the gateway's journal outlives a
+// process: for a resume with the right effects, run the other services
+// as their own processes (-service), as README.md shows.
 package main
 
 import (

@@ -96,6 +96,7 @@ type options struct {
 	console []console.Option
 	quiet   bool
 	warn    io.Writer
+	extra   []sdktrace.SpanProcessor
 }
 
 // WithoutConsole drops the traces instead of printing them when the
@@ -111,6 +112,12 @@ func WithConsoleOptions(opts ...console.Option) Option {
 // WithWarnings sends the warnings (failed exports) to w instead of
 // standard error.
 func WithWarnings(w io.Writer) Option { return func(o *options) { o.warn = w } }
+
+// WithSpanProcessor adds p to every tracer provider, the services' too:
+// for tests, which record the spans.
+func WithSpanProcessor(p sdktrace.SpanProcessor) Option {
+	return func(o *options) { o.extra = append(o.extra, p) }
+}
 
 // Start builds the providers for service from the environment; see the
 // package documentation. Traces print to w as trees by default.
@@ -159,10 +166,14 @@ func Start(ctx context.Context, service string, w io.Writer, opts ...Option) (_ 
 		t.shutdown = append(t.shutdown, spans.Shutdown)
 	}
 	t.newTP = func(r *resource.Resource) *sdktrace.TracerProvider {
-		if spans == nil {
-			return sdktrace.NewTracerProvider(sdktrace.WithResource(r))
+		tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(r)}
+		if spans != nil {
+			tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(newProcessor(keepOpen{spans})))
 		}
-		return sdktrace.NewTracerProvider(sdktrace.WithResource(r), sdktrace.WithSpanProcessor(newProcessor(keepOpen{spans})))
+		for _, p := range o.extra {
+			tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(p))
+		}
+		return sdktrace.NewTracerProvider(tpOpts...)
 	}
 	tp := t.newTP(t.res)
 	t.TracerProvider = tp
