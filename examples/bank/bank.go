@@ -11,6 +11,10 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/otelpatterns/errs"
 	"github.com/otelpatterns/otelpatterns/examples/internal/setup"
 	"github.com/otelpatterns/otelpatterns/examples/internal/web"
 	"github.com/otelpatterns/otelpatterns/journal"
@@ -65,7 +69,9 @@ func newBank(ctx context.Context, tel *setup.Telemetry, log journal.Log, urls ma
 	}
 	var all []twophase.Participant
 	for name, url := range urls {
-		c, err := twophasehttp.NewClient(name, url+"/2pc", twophasehttp.WithHTTPClient(b.hc), twophasehttp.WithTimeout(2*time.Second),
+		// twophasehttp makes each request's CLIENT span itself, so its
+		// client is a plain one: otelhttp's transport would make a second.
+		c, err := twophasehttp.NewClient(name, url+"/2pc", twophasehttp.WithTimeout(2*time.Second),
 			twophasehttp.WithTracerProvider(tel.TracerProvider), twophasehttp.WithMeterProvider(tel.MeterProvider),
 			twophasehttp.WithPropagators(tel.Propagators))
 		if err != nil {
@@ -99,8 +105,18 @@ func newBank(ctx context.Context, tel *setup.Telemetry, log journal.Log, urls ma
 	return b, err
 }
 
-// transfer moves amount between two accounts of different ledgers.
-func (b *bank) transfer(ctx context.Context, req transferRequest) (twophase.Decision, error) {
+// transfer moves amount between two accounts of different ledgers, in a
+// span of its own: the registrations of the parts and the two-phase
+// commit are its children, one trace per transfer, whether the caller is
+// the POST /transfers handler (whose SERVER span is the parent) or the
+// reconciliation (where it is the root).
+func (b *bank) transfer(ctx context.Context, req transferRequest) (d twophase.Decision, err error) {
+	ctx, span := b.tel.TracerProvider.Tracer("github.com/otelpatterns/otelpatterns/examples/bank").Start(ctx, "transfer",
+		trace.WithAttributes(attribute.String("bank.transfer.id", req.ID), attribute.Int("bank.transfer.amount", req.Amount)))
+	defer func() {
+		errs.Record(span, err)
+		span.End()
+	}()
 	from, to := b.parts[req.From.Ledger], b.parts[req.To.Ledger]
 	switch {
 	case req.ID == "":
@@ -114,7 +130,7 @@ func (b *bank) transfer(ctx context.Context, req transferRequest) (twophase.Deci
 	// its part votes no, and the transfer aborts.
 	_ = b.post(ctx, b.urls[req.From.Ledger]+"/intents", intent{Tx: req.ID, Account: req.From.Account, Delta: -req.Amount})
 	_ = b.post(ctx, b.urls[req.To.Ledger]+"/intents", intent{Tx: req.ID, Account: req.To.Account, Delta: req.Amount})
-	d, err := b.coord.Execute(ctx, req.ID, from, to)
+	d, err = b.coord.Execute(ctx, req.ID, from, to)
 	if d != twophase.Pending {
 		b.audit.record(req.ID, d, err, false)
 	}

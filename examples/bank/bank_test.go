@@ -14,6 +14,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
 	"github.com/otelpatterns/otelpatterns/examples/internal/setup"
@@ -55,7 +56,7 @@ func TestReconciliationHoldsUnderFailuresAndCrashes(t *testing.T) {
 	assert.GreaterOrEqual(t, rep.auditDecisions, rep.committed+rep.aborted)
 }
 
-func TestTransferIsOneTraceAcrossThreeProcesses(t *testing.T) {
+func TestTransferIsOneTraceAcrossTheThreeServices(t *testing.T) {
 	env, spans := startTestBank(t)
 	post := func(req transferRequest) transferResponse {
 		body, _ := json.Marshal(req)
@@ -127,4 +128,39 @@ func TestTransferIsOneTraceAcrossThreeProcesses(t *testing.T) {
 	require.Len(t, entries, 2)
 	assert.Equal(t, "committed", entries[0].Decision)
 	assert.Equal(t, "aborted", entries[1].Decision)
+}
+
+// TestReconciliationMakesOneTracePerTransfer runs transfers without the
+// HTTP front door, as the reconciliation does: each is still one trace,
+// its parts' registrations (POST /intents) and its two-phase commit under
+// one root "transfer" span.
+func TestReconciliationMakesOneTracePerTransfer(t *testing.T) {
+	env, spans := startTestBank(t)
+	rep, err := reconcile(context.Background(), env, 10, 3, 0)
+	require.NoError(t, err)
+	require.True(t, rep.ok(), "%v", rep)
+
+	roots := map[trace.TraceID]string{}
+	perTrace := map[trace.TraceID]map[string]int{}
+	for _, s := range spans.Ended() {
+		id := s.SpanContext().TraceID()
+		if !s.Parent().IsValid() {
+			roots[id] = s.Name()
+		}
+		if perTrace[id] == nil {
+			perTrace[id] = map[string]int{}
+		}
+		perTrace[id][s.Name()]++
+	}
+	transfers := 0
+	for id, root := range roots {
+		if root == "journal.open" || root == "2pc.recover" {
+			continue
+		}
+		assert.Equal(t, "transfer", root, "a root span that is not a transfer's")
+		transfers++
+		assert.Equal(t, 2, perTrace[id]["POST /intents"], "both parts, in the transfer's trace")
+		assert.Equal(t, 1, perTrace[id]["2pc.transaction"])
+	}
+	assert.Equal(t, 10, transfers)
 }

@@ -14,7 +14,7 @@
 //
 //	go -C examples run ./bank -transfers 200 -seed 7
 //
-// Or serve the three services until interrupted:
+// Or serve the three services, all in this one process, until interrupted:
 //
 //	go -C examples run ./bank -serve
 //	curl -s localhost:8090/transfers -d '{"id":"t-1","from":{"ledger":"ledger-a","account":"alice"},"to":{"ledger":"ledger-b","account":"bob"},"amount":25}'
@@ -132,7 +132,12 @@ type environment struct {
 }
 
 func startBank(ctx context.Context, tel *setup.Telemetry, cfg config) (env *environment, err error) {
-	env = &environment{tel: tel, dir: cfg.dir, urls: map[string]string{}, ledgers: map[string]*ledger{
+	// Each service's spans carry its own service.name, in one process too.
+	coord, err := tel.Service("coordinator")
+	if err != nil {
+		return nil, err
+	}
+	env = &environment{tel: coord, dir: cfg.dir, urls: map[string]string{}, ledgers: map[string]*ledger{
 		"ledger-a": newLedger("ledger-a", map[string]int{"alice": 1000, "carol": 1000}),
 		"ledger-b": newLedger("ledger-b", map[string]int{"bob": 1000, "dave": 1000}),
 	}}
@@ -142,31 +147,35 @@ func startBank(ctx context.Context, tel *setup.Telemetry, cfg config) (env *envi
 		}
 	}()
 	for _, name := range []string{"ledger-a", "ledger-b"} {
-		h, err := env.ledgers[name].handler(tel)
+		ltel, err := tel.Service(name)
 		if err != nil {
 			return nil, err
 		}
-		srv, err := web.Serve(tel, name, cfg.addrs[name], h)
+		h, err := env.ledgers[name].handler(ltel)
+		if err != nil {
+			return nil, err
+		}
+		srv, err := web.Serve(ltel, name, cfg.addrs[name], h)
 		if err != nil {
 			return nil, err
 		}
 		env.servers = append(env.servers, srv)
 		env.urls[name] = srv.URL
 	}
-	if env.log, err = journal.Open(filepath.Join(cfg.dir, "journal"), journal.WithTracerProvider(tel.TracerProvider), journal.WithMeterProvider(tel.MeterProvider)); err != nil {
+	if env.log, err = journal.Open(filepath.Join(cfg.dir, "journal"), journal.WithTracerProvider(coord.TracerProvider), journal.WithMeterProvider(coord.MeterProvider)); err != nil {
 		return nil, err
 	}
 	if env.audit, err = openAudit(filepath.Join(cfg.dir, "audit.jsonl")); err != nil {
 		return nil, err
 	}
-	if env.bank, err = newBank(ctx, tel, env.log, env.urls, env.audit, nil); err != nil {
+	if env.bank, err = newBank(ctx, coord, env.log, env.urls, env.audit, nil); err != nil {
 		return nil, err
 	}
 	h, err := env.bank.handler()
 	if err != nil {
 		return nil, err
 	}
-	srv, err := web.Serve(tel, "coordinator", cfg.addrs["coordinator"], h)
+	srv, err := web.Serve(coord, "coordinator", cfg.addrs["coordinator"], h)
 	if err != nil {
 		return nil, err
 	}

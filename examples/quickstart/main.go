@@ -25,9 +25,12 @@
 //
 // It prints each trace as a tree. With OTEL_EXPORTER_OTLP_ENDPOINT set (and
 // OTEL_EXPORTER_OTLP_PROTOCOL=grpc for gRPC), it exports traces and metrics
-// over OTLP instead, to a collector, Jaeger or Tempo:
+// over OTLP instead, to a collector, Jaeger or Tempo; OTEL_TRACES_EXPORTER
+// and OTEL_METRICS_EXPORTER (otlp, console, prometheus, none) choose each
+// (see examples/internal/setup):
 //
 //	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go -C examples run ./quickstart
+//	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 OTEL_METRICS_EXPORTER=none go -C examples run ./quickstart # Jaeger
 package main
 
 import (
@@ -43,6 +46,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/concurrency"
@@ -77,8 +81,8 @@ func run(ctx context.Context, w io.Writer, opts ...console.Option) (err error) {
 		err = errors.Join(err, tel.Shutdown(flush))
 	}()
 	tp, mp := tel.TracerProvider, tel.MeterProvider
-	if tel.OTLP {
-		fmt.Fprintln(w, "exporting traces and metrics over OTLP")
+	if tel.Traces != setup.Console || tel.Metrics != setup.None {
+		fmt.Fprintf(w, "exporting traces: %s, metrics: %s\n", tel.Traces, tel.Metrics)
 	}
 
 	s := &shop{
@@ -100,26 +104,26 @@ func run(ctx context.Context, w io.Writer, opts ...console.Option) (err error) {
 	fmt.Fprintf(w, "\nThe error: %v (error.type %q, stack of %d bytes kept)\n", err, errs.Code(err), len(p.Stack))
 
 	fmt.Fprintln(w, "\n== 3. a gallery rendered on a worker pool ==")
-	if err := s.renderGallery(ctx, tp, []string{"a.jpg", "b.jpg", "c.jpg"}); err != nil {
+	if err := s.renderGallery(ctx, tp, mp, []string{"a.jpg", "b.jpg", "c.jpg"}); err != nil {
 		return err
 	}
 
 	fmt.Fprintln(w, "\n== 4. prices looked up in parallel ==")
-	prices, err := s.lookUpPrices(ctx, tp, []string{"sku-1", "sku-2", "sku-3", "sku-4"})
+	prices, err := s.lookUpPrices(ctx, tp, mp, []string{"sku-1", "sku-2", "sku-3", "sku-4"})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "prices:", prices)
 
 	fmt.Fprintln(w, "\n== 5. a flaky inventory service, retried ==")
-	stock, err := s.checkInventory(ctx, tp, "sku-1")
+	stock, err := s.checkInventory(ctx, tp, mp, "sku-1")
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "in stock:", stock)
 
 	fmt.Fprintln(w, "\n== 6. orders handed to a shipping goroutine ==")
-	if err := s.shipOrders(ctx, tp, []string{"order-42", "order-43"}); err != nil {
+	if err := s.shipOrders(ctx, tp, mp, []string{"order-42", "order-43"}); err != nil {
 		return err
 	}
 
@@ -134,14 +138,15 @@ func run(ctx context.Context, w io.Writer, opts ...console.Option) (err error) {
 	}
 
 	fmt.Fprintln(w, "\n== 9. sampling: every recovery, 100 requests a second, whole traces ==")
-	return sampleTraffic(w)
+	return sampleTraffic(w, mp)
 }
 
 // shipOrders sends orders on a traced channel from a request, and a
 // shipping goroutine consumes them: each "process orders" span is linked to
 // the "send orders" span of the request that sent its order.
-func (s *shop) shipOrders(ctx context.Context, tp trace.TracerProvider, orders []string) error {
-	ch, err := concurrency.NewChannel[string](len(orders), concurrency.WithName("orders"), concurrency.WithTracerProvider(tp))
+func (s *shop) shipOrders(ctx context.Context, tp trace.TracerProvider, mp metric.MeterProvider, orders []string) error {
+	ch, err := concurrency.NewChannel[string](len(orders), concurrency.WithName("orders"),
+		concurrency.WithTracerProvider(tp), concurrency.WithMeterProvider(mp))
 	if err != nil {
 		return err
 	}
@@ -169,10 +174,11 @@ func (s *shop) shipOrders(ctx context.Context, tp trace.TracerProvider, orders [
 
 // renderGallery makes thumbnails on a pool of 2 workers: a batch, whose
 // results come back in order, and one more image submitted on its own.
-func (s *shop) renderGallery(ctx context.Context, tp trace.TracerProvider, images []string) error {
+func (s *shop) renderGallery(ctx context.Context, tp trace.TracerProvider, mp metric.MeterProvider, images []string) error {
 	thumbnails, err := pool.New(func(_ context.Context, image string) (string, error) {
 		return "thumb-" + image, nil
-	}, pool.WithWorkers(2), pool.WithName("thumbnails"), pool.WithTracerProvider(tp))
+	}, pool.WithWorkers(2), pool.WithName("thumbnails"),
+		pool.WithTracerProvider(tp), pool.WithMeterProvider(mp))
 	if err != nil {
 		return err
 	}
@@ -198,20 +204,21 @@ func (s *shop) renderGallery(ctx context.Context, tp trace.TracerProvider, image
 
 // lookUpPrices asks the pricing service for each sku at once, two at a
 // time, and keeps the skus' order.
-func (s *shop) lookUpPrices(ctx context.Context, tp trace.TracerProvider, skus []string) ([]int, error) {
+func (s *shop) lookUpPrices(ctx context.Context, tp trace.TracerProvider, mp metric.MeterProvider, skus []string) ([]int, error) {
 	ctx, span := s.tracer.Start(ctx, "price-list")
 	defer span.End()
 	return functional.ParallelMap(ctx, skus, func(_ context.Context, sku string) (int, error) {
 		return 100 * int(sku[len(sku)-1]-'0'), nil
-	}, functional.WithConcurrency(2), functional.WithTracerProvider(tp))
+	}, functional.WithConcurrency(2),
+		functional.WithTracerProvider(tp), functional.WithMeterProvider(mp))
 }
 
 // checkInventory calls an inventory service that fails twice before it
 // answers; the retry policy waits a little between attempts.
-func (s *shop) checkInventory(ctx context.Context, tp trace.TracerProvider, sku string) (int, error) {
+func (s *shop) checkInventory(ctx context.Context, tp trace.TracerProvider, mp metric.MeterProvider, sku string) (int, error) {
 	policy, err := retry.New(retry.WithName("inventory"), retry.WithMaxAttempts(4),
 		retry.WithExponentialBackoff(time.Millisecond, 10*time.Millisecond, retry.FullJitter),
-		retry.WithTracerProvider(tp))
+		retry.WithTracerProvider(tp), retry.WithMeterProvider(mp))
 	if err != nil {
 		return 0, err
 	}

@@ -15,9 +15,17 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// clearEnv unsets the variables that choose the exporters, for the test.
+func clearEnv(t *testing.T) {
+	for _, k := range []string{"OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
+		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"} {
+		t.Setenv(k, "")
+	}
+}
+
 func TestQuickstartPrintsTraceTrees(t *testing.T) {
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "") // the console, whatever the machine's environment
-	t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+	clearEnv(t) // the console, whatever the machine's environment
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), &out, console.WithoutTimings()))
 	got := out.String()
@@ -40,8 +48,8 @@ func TestQuickstartPrintsTraceTrees(t *testing.T) {
 		"└─ retry.attempt otelpatterns.retry.attempt=3\n",
 		"in stock: 12\n",
 		"└─ place-orders\n",
-		"   ├─ send orders [producer] messaging.operation.type=send messaging.system=otelpatterns messaging.destination.name=orders\n",
-		"└─ process orders [consumer] links=1 messaging.operation.type=process messaging.system=otelpatterns messaging.destination.name=orders\n",
+		"   ├─ send orders [producer] messaging.operation.type=send messaging.operation.name=send messaging.system=otelpatterns messaging.destination.name=orders\n",
+		"└─ process orders [consumer] links=1 messaging.operation.type=process messaging.operation.name=process messaging.system=otelpatterns messaging.destination.name=orders\n",
 		"└─ saga checkout ERROR",
 		"   ├─ saga.step reserve-stock otelpatterns.saga.name=checkout otelpatterns.saga.step=reserve-stock otelpatterns.saga.attempt=1\n",
 		"   ├─ saga.step charge-payment ERROR \"card declined\"",

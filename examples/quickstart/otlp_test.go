@@ -24,6 +24,9 @@ type receiver struct {
 	spans   []*tracepb.Span
 	service []string
 	metrics []string
+	// refuseMetrics answers 404 on /v1/metrics, as Jaeger does.
+	refuseMetrics bool
+	metricCalls   int
 }
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -55,6 +58,11 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		_, _ = w.Write(out)
 	case "/v1/metrics":
+		rc.metricCalls++
+		if rc.refuseMetrics {
+			http.NotFound(w, r)
+			return
+		}
 		var req collectormetrics.ExportMetricsServiceRequest
 		if err := proto.Unmarshal(body, &req); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -82,12 +90,13 @@ func TestQuickstartExportsOverOTLP(t *testing.T) {
 	rc := &receiver{}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
+	clearEnv(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
 
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), &out))
-	assert.Contains(t, out.String(), "exporting traces and metrics over OTLP")
+	assert.Contains(t, out.String(), "exporting traces: otlp, metrics: otlp")
 	assert.NotContains(t, out.String(), "└─ checkout", "the console exporter is off")
 
 	rc.mu.Lock()
@@ -106,6 +115,36 @@ func TestQuickstartExportsOverOTLP(t *testing.T) {
 	assert.Equal(t, checkout.TraceId, charge.TraceId)
 	assert.Equal(t, tracepb.Status_STATUS_CODE_ERROR, charge.Status.GetCode())
 	assert.Contains(t, rc.service, "quickstart")
-	assert.Contains(t, rc.metrics, "otelpatterns.saga.sagas")
-	assert.Contains(t, rc.metrics, "otelpatterns.twophase.transactions")
+	// Every package of the tour is given the meter provider too.
+	for _, name := range []string{"otelpatterns.saga.sagas", "otelpatterns.twophase.transactions",
+		"otelpatterns.pool.tasks", "otelpatterns.functional.duration", "otelpatterns.channel.sent",
+		"otelpatterns.retry.attempts", "otelpatterns.journal.append.duration"} {
+		assert.Contains(t, rc.metrics, name)
+	}
+}
+
+// TestQuickstartAgainstJaeger runs the quickstart against an endpoint
+// that takes traces and refuses metrics, as Jaeger does: it exits without
+// an error, and with OTEL_METRICS_EXPORTER=none it sends no metrics.
+func TestQuickstartAgainstJaeger(t *testing.T) {
+	for _, metrics := range []string{"", "none"} {
+		t.Run("OTEL_METRICS_EXPORTER="+metrics, func(t *testing.T) {
+			rc := &receiver{refuseMetrics: true}
+			srv := httptest.NewServer(rc)
+			defer srv.Close()
+			clearEnv(t)
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
+			t.Setenv("OTEL_METRICS_EXPORTER", metrics)
+
+			require.NoError(t, run(context.Background(), io.Discard), "refused metrics are a warning")
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			assert.NotEmpty(t, rc.spans)
+			if metrics == "none" {
+				assert.Zero(t, rc.metricCalls)
+			} else {
+				assert.Positive(t, rc.metricCalls, "the metrics were offered, and refused")
+			}
+		})
+	}
 }

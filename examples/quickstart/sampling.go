@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
@@ -21,9 +22,9 @@ import (
 // The traffic is simulated, on a stepped clock and with seeded trace IDs,
 // so the counts are the same on every run; the spans are counted, not
 // printed.
-func sampleTraffic(w io.Writer) error {
+func sampleTraffic(w io.Writer, mp metric.MeterProvider) error {
 	clock := time.Unix(1_800_000_000, 0)
-	adaptive, err := sampling.NewAdaptive(100, sampling.WithClock(func() time.Time { return clock }))
+	adaptive, err := sampling.NewAdaptive(100, sampling.WithClock(func() time.Time { return clock }), sampling.WithMeterProvider(mp))
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ type order struct {
 // declined: the reservation is compensated, and the trace shows each step
 // and compensation under the saga.
 func (s *shop) checkoutSaga(ctx context.Context, tp trace.TracerProvider, mp metric.MeterProvider) error {
-	log, err := journal.NewMemory(journal.WithMeterProvider(mp)) // journal.Open(dir) survives a crash
+	log, err := journal.NewMemory(journal.WithTracerProvider(tp), journal.WithMeterProvider(mp)) // journal.Open(dir) survives a crash
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func (s *shop) transfer(ctx context.Context, tp trace.TracerProvider, mp metric.
 	if err != nil {
 		return err
 	}
-	log, err := journal.NewMemory()
+	log, err := journal.NewMemory(journal.WithTracerProvider(tp), journal.WithMeterProvider(mp))
 	if err != nil {
 		return err
 	}

@@ -83,7 +83,15 @@ func newGateway(ctx context.Context, tel *setup.Telemetry, cfg gatewayConfig) (*
 	if g.log, err = journal.Open(cfg.journalDir, journal.WithTracerProvider(tel.TracerProvider), journal.WithMeterProvider(tel.MeterProvider)); err != nil {
 		return nil, err
 	}
-	if g.runner, err = saga.NewRunner(g.log, saga.WithTracerProvider(tel.TracerProvider),
+	// A compensation is retried for about a second; then the saga is stuck,
+	// counted in otelpatterns.saga.stuck until a person acts.
+	compensations, err := retry.New(retry.WithName("compensations"), retry.WithMaxAttempts(5),
+		retry.WithExponentialBackoff(50*time.Millisecond, time.Second, retry.FullJitter),
+		retry.WithTracerProvider(tel.TracerProvider), retry.WithMeterProvider(tel.MeterProvider))
+	if err != nil {
+		return nil, err
+	}
+	if g.runner, err = saga.NewRunner(g.log, saga.WithCompensationRetry(compensations), saga.WithTracerProvider(tel.TracerProvider),
 		saga.WithMeterProvider(tel.MeterProvider), saga.WithPropagators(tel.Propagators)); err != nil {
 		return nil, err
 	}

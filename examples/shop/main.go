@@ -12,20 +12,25 @@
 //
 //	go -C examples run ./shop
 //
-// Keep serving instead (POST /checkout to the gateway), or start one
-// service alone:
+// Keep serving instead, waiting for checkouts (POST /checkout to the
+// gateway; it prints the curl to send), or start one service alone:
 //
 //	go -C examples run ./shop -serve
 //	go -C examples run ./shop -service payments -payments 127.0.0.1:8084
 //
 // Inject failures with -decline (every card declined), -inventory-delay
-// (a warehouse slower than the step timeout) and -crash-after-step N (the
-// gateway dies right after step N's effect; start it again to resume).
+// (a warehouse slower than the step timeout), -release-fails (every
+// stock release fails: a compensated checkout is stuck) and
+// -crash-after-step N (the gateway dies right after step N's effect;
+// start it again to resume). Only the gateway's journal outlives a
+// process: for a resume with the right effects, run the other services
+// as their own processes (-service), as README.md shows.
 package main
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -35,6 +40,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/otelpatterns/otelpatterns/examples/internal/setup"
@@ -50,6 +56,7 @@ type config struct {
 	invDelay    time.Duration
 	stepTimeout time.Duration
 	crashAfter  int
+	noRelease   bool
 }
 
 var services = []string{"users", "catalog", "inventory", "payments", "orders", "gateway"}
@@ -70,6 +77,7 @@ func main() {
 	flag.DurationVar(&cfg.invDelay, "inventory-delay", 0, "how long inventory takes to reserve (past -step-timeout, a timeout)")
 	flag.DurationVar(&cfg.stepTimeout, "step-timeout", 2*time.Second, "the timeout of each saga step")
 	flag.IntVar(&cfg.crashAfter, "crash-after-step", 0, "the gateway exits right after step N's effect (1-3); start it again to resume")
+	flag.BoolVar(&cfg.noRelease, "release-fails", false, "inventory fails every release: a checkout that must be compensated gets stuck")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -81,7 +89,11 @@ func main() {
 }
 
 func run(ctx context.Context, cfg config, w io.Writer) (err error) {
-	tel, err := setup.Start(ctx, "shop", w)
+	program := "shop" // the process's service.name: its metrics'; each service's traces carry its own
+	if cfg.service != "all" {
+		program = cfg.service
+	}
+	tel, err := setup.Start(ctx, program, w)
 	if err != nil {
 		return err
 	}
@@ -96,7 +108,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	}
 	s, err := start(ctx, tel, shopConfig{
 		only: cfg.service, addrs: addrs, journalDir: cfg.journalDir, decline: cfg.decline,
-		invDelay: cfg.invDelay, stepTimeout: cfg.stepTimeout, crashAfter: cfg.crashAfter,
+		invDelay: cfg.invDelay, stepTimeout: cfg.stepTimeout, crashAfter: cfg.crashAfter, noRelease: cfg.noRelease,
 		crash: func() { fmt.Fprintln(os.Stderr, "shop: crashing as asked (-crash-after-step)"); os.Exit(3) },
 	})
 	if err != nil {
@@ -111,12 +123,21 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 		fmt.Fprintf(w, "%-9s %s\n", srv.Name, srv.URL)
 	}
 	if cfg.serve || s.gateway == nil {
+		if s.gateway != nil {
+			fmt.Fprintf(w, "serving until interrupted (Ctrl-C); send a checkout:\n  curl -s %s/checkout -d '%s'\n",
+				s.url("gateway"), `{"order":"o-1","user":"u-1","items":[{"sku":"book","qty":2}]}`)
+		} else {
+			fmt.Fprintln(w, "serving until interrupted (Ctrl-C)")
+		}
 		<-ctx.Done()
 		return nil
 	}
+	// Each run's orders are new: the journal outlives the process, and a
+	// saga ID that it knows already answers with its recorded outcome.
+	run := orderID()
 	for _, req := range []checkoutRequest{
-		{Order: fmt.Sprintf("order-%d", time.Now().Unix()), User: "u-1", Items: []Item{{"book", 2}, {"pen", 3}}},
-		{Order: fmt.Sprintf("order-%d-declined", time.Now().Unix()), User: "u-2", Items: []Item{{"lamp", 1}}},
+		{Order: run, User: "u-1", Items: []Item{{"book", 2}, {"pen", 3}}},
+		{Order: run + "-declined", User: "u-2", Items: []Item{{"lamp", 1}}},
 	} {
 		resp, err := postCheckout(ctx, s.url("gateway"), req)
 		if err != nil {
@@ -126,6 +147,9 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 	}
 	return nil
 }
+
+// orderID returns a new order ID, unique across runs and processes.
+func orderID() string { return "order-" + strings.ToLower(rand.Text()[:13]) }
 
 // postCheckout sends one checkout to the gateway.
 func postCheckout(ctx context.Context, gatewayURL string, req checkoutRequest) (checkoutResponse, error) {

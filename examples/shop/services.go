@@ -73,14 +73,15 @@ type reservation struct {
 // inventory holds the stock: POST /reserve takes items out of it, POST
 // /release puts them back, both at most once per saga step.
 type inventory struct {
-	mu      sync.Mutex
-	stock   map[string]int
-	barrier *saga.Barrier
-	delay   time.Duration // injected: how long a reservation takes
+	mu        sync.Mutex
+	stock     map[string]int
+	barrier   *saga.Barrier
+	delay     time.Duration // injected: how long a reservation takes
+	noRelease bool          // injected: every release fails
 }
 
-func newInventory(delay time.Duration) *inventory {
-	return &inventory{stock: map[string]int{"book": 10, "pen": 100, "lamp": 3}, barrier: saga.NewBarrier(), delay: delay}
+func newInventory(delay time.Duration, noRelease bool) *inventory {
+	return &inventory{stock: map[string]int{"book": 10, "pen": 100, "lamp": 3}, barrier: saga.NewBarrier(), delay: delay, noRelease: noRelease}
 }
 
 func (inv *inventory) snapshot() map[string]int {
@@ -128,6 +129,10 @@ func (inv *inventory) handler() http.Handler {
 		var req reservation
 		if err := web.ReadJSON(r, &req); err != nil {
 			web.WriteJSON(w, http.StatusBadRequest, web.Problem{Error: err.Error()})
+			return
+		}
+		if inv.noRelease {
+			web.WriteJSON(w, http.StatusInternalServerError, web.Problem{Error: "the warehouse cannot release (injected)"})
 			return
 		}
 		_, _ = inv.barrier.Compensate(ctx, step.ID, step.Step, func(context.Context) error {

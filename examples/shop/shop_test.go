@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"maps"
 	"net/http"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -245,4 +248,74 @@ func TestDuplicateDeliveryHasNoEffect(t *testing.T) {
 	send()
 	send()
 	assert.Equal(t, stock["pen"]-5, s.inventory.snapshot()["pen"])
+}
+
+// quietEnv sends the telemetry nowhere, whatever the machine's environment.
+func quietEnv(t *testing.T) {
+	for k, v := range map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none",
+		"OTEL_SERVICE_NAME": "", "OTEL_RESOURCE_ATTRIBUTES": ""} {
+		t.Setenv(k, v)
+	}
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	})
+}
+
+func TestEachServiceHasItsOwnServiceName(t *testing.T) {
+	quietEnv(t)
+	spans := tracetest.NewSpanRecorder()
+	tel, err := setup.Start(context.Background(), "shop", io.Discard, setup.WithSpanProcessor(spans))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, tel.Shutdown(context.Background())) }()
+	cfg := shopConfig{only: "all", addrs: map[string]string{}, journalDir: t.TempDir(), stepTimeout: 2 * time.Second,
+		crash: func() { t.Error("an unexpected crash") }}
+	for _, s := range services {
+		cfg.addrs[s] = "127.0.0.1:0"
+	}
+	s, err := start(context.Background(), tel, cfg)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, s.close(context.Background())) }()
+	ts := &testShop{shop: s, spans: spans}
+	resp := ts.checkout(t, "o-6", "u-1", Item{"pen", 1})
+	require.Equal(t, "completed", resp.Outcome, resp.Error)
+
+	service := func(sp sdktrace.ReadOnlySpan, key string) string {
+		v, _ := sp.Resource().Set().Value(attribute.Key(key))
+		return v.AsString()
+	}
+	names := byName(ts.trace(t, "o-6"))
+	for span, want := range map[string]string{
+		"POST /checkout": "gateway", "saga checkout": "gateway", "pool.process": "gateway",
+		"GET /users/{id}": "users", "GET /products/{sku}": "catalog", "POST /reserve": "inventory",
+		"POST /charge": "payments", "POST /orders": "orders",
+	} {
+		require.NotEmpty(t, names[span], span)
+		assert.Equal(t, want, service(names[span][0], "service.name"), span)
+		assert.Equal(t, "shop", service(names[span][0], "service.namespace"), span)
+	}
+}
+
+func TestEveryRunHasItsOwnOrders(t *testing.T) {
+	quietEnv(t)
+	dir := t.TempDir()
+	runOnce := func(decline bool) string {
+		cfg := config{service: "all", addrs: map[string]*string{}, journalDir: dir, decline: decline, stepTimeout: 2 * time.Second}
+		for _, s := range services {
+			addr := "127.0.0.1:0"
+			cfg.addrs[s] = &addr
+		}
+		var out bytes.Buffer
+		require.NoError(t, run(context.Background(), cfg, &out))
+		return out.String()
+	}
+	outcome := regexp.MustCompile(`(?m)^checkout (order-[a-z0-9-]+): (\w+)`)
+	first := outcome.FindAllStringSubmatch(runOnce(false), -1)
+	second := outcome.FindAllStringSubmatch(runOnce(true), -1) // the same journal, at once
+	require.Len(t, first, 2)
+	require.Len(t, second, 2)
+	assert.Equal(t, "completed", first[0][2])
+	assert.Equal(t, "compensated", second[0][2], "the second run's checkout is its own, declined")
+	assert.NotEqual(t, first[0][1], second[0][1])
+	assert.NotEqual(t, orderID(), orderID())
 }

@@ -1,14 +1,37 @@
-// Package setup wires the OpenTelemetry SDK once for every example.
+// Package setup wires the OpenTelemetry SDK once for every example, from
+// the standard OTEL_* environment variables, through the contrib library
+// made for them, go.opentelemetry.io/contrib/exporters/autoexport.
 //
-// By default traces go to a console exporter that prints each trace as a
-// tree, and metrics nowhere. When the standard OTEL_EXPORTER_OTLP_ENDPOINT
-// (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) variable is set, traces and
-// metrics are exported over OTLP instead, to any collector, Jaeger or
-// Tempo, with the official exporters: over gRPC when
-// OTEL_EXPORTER_OTLP_PROTOCOL is "grpc", and over HTTP/protobuf otherwise,
-// which is the specification's default. The exporters read every other
+// OTEL_TRACES_EXPORTER picks where traces go:
+//
+//   - console: printed as trees (package console), the default when no
+//     OTLP endpoint is set;
+//   - otlp: to any collector, Jaeger or Tempo, the default when
+//     OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is
+//     set;
+//   - none: nowhere.
+//
+// OTEL_METRICS_EXPORTER picks where metrics go:
+//
+//   - otlp: the default when OTEL_EXPORTER_OTLP_ENDPOINT or
+//     OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set;
+//   - prometheus: served on
+//     http://$OTEL_EXPORTER_PROMETHEUS_HOST:$OTEL_EXPORTER_PROMETHEUS_PORT/metrics
+//     (localhost:9464 by default) for a Prometheus to scrape;
+//   - console: printed as JSON on standard output, every
+//     OTEL_METRIC_EXPORT_INTERVAL milliseconds and on exit;
+//   - none: nowhere, the default when no OTLP endpoint is set.
+//
+// OTLP goes over HTTP/protobuf, the specification's default, or over gRPC
+// with OTEL_EXPORTER_OTLP_PROTOCOL=grpc; the exporters read every other
 // OTEL_EXPORTER_OTLP_* variable themselves (headers, timeouts, TLS), and
 // the resource reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES.
+//
+// Metrics never fail a program: an export that fails (Jaeger takes traces
+// but answers 404 on /v1/metrics) is a warning on standard error, written
+// once per distinct error, and so is a metrics flush that fails on exit.
+// A variable set to a value that none of the above knows is an error of
+// Start.
 //
 //	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 //	defer stop()
@@ -20,15 +43,14 @@ package setup
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
-	"strings"
-	"time"
+	"sync"
 
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/contrib/exporters/autoexport"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -40,15 +62,31 @@ import (
 	"github.com/otelpatterns/otelpatterns/examples/internal/console"
 )
 
+// The exporters' names, as OTEL_TRACES_EXPORTER and OTEL_METRICS_EXPORTER
+// spell them.
+const (
+	Console    = "console"
+	OTLP       = "otlp"
+	Prometheus = "prometheus"
+	None       = "none"
+)
+
 // Telemetry is what an example passes to the library: the providers and
 // the propagators, and the Shutdown that flushes them.
 type Telemetry struct {
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
 	Propagators    propagation.TextMapPropagator
-	// OTLP reports whether the telemetry goes to an OTLP endpoint.
-	OTLP     bool
+	// Traces and Metrics name the exporters in use: console, otlp,
+	// prometheus or none.
+	Traces, Metrics string
+
+	mu       sync.Mutex
+	services map[string]*Telemetry
+	res      *resource.Resource
+	newTP    func(*resource.Resource) *sdktrace.TracerProvider
 	shutdown []func(context.Context) error
+	warn     *warner
 }
 
 // Option adjusts Start.
@@ -57,10 +95,13 @@ type Option func(*options)
 type options struct {
 	console []console.Option
 	quiet   bool
+	warn    io.Writer
+	extra   []sdktrace.SpanProcessor
 }
 
-// WithoutConsole drops the traces instead of printing them, when there is
-// no OTLP endpoint: for programs whose output is something else.
+// WithoutConsole drops the traces instead of printing them when the
+// console is only the default (no OTLP endpoint, no OTEL_TRACES_EXPORTER):
+// for programs whose output is something else.
 func WithoutConsole() Option { return func(o *options) { o.quiet = true } }
 
 // WithConsoleOptions passes options to the console exporter.
@@ -68,75 +109,220 @@ func WithConsoleOptions(opts ...console.Option) Option {
 	return func(o *options) { o.console = append(o.console, opts...) }
 }
 
-// Start builds the providers for service. Without an OTLP endpoint in the
-// environment, traces print to console as trees.
-func Start(ctx context.Context, service string, w io.Writer, opts ...Option) (*Telemetry, error) {
-	o := &options{}
+// WithWarnings sends the warnings (failed exports) to w instead of
+// standard error.
+func WithWarnings(w io.Writer) Option { return func(o *options) { o.warn = w } }
+
+// WithSpanProcessor adds p to every tracer provider, the services' too:
+// for tests, which record the spans.
+func WithSpanProcessor(p sdktrace.SpanProcessor) Option {
+	return func(o *options) { o.extra = append(o.extra, p) }
+}
+
+// Start builds the providers for service from the environment; see the
+// package documentation. Traces print to w as trees by default.
+func Start(ctx context.Context, service string, w io.Writer, opts ...Option) (_ *Telemetry, err error) {
+	o := &options{warn: os.Stderr}
 	for _, opt := range opts {
 		opt(o)
 	}
+	t := &Telemetry{Propagators: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		services: map[string]*Telemetry{}, warn: &warner{w: o.warn, seen: map[string]bool{}}}
+	defer func() {
+		if err != nil {
+			_ = t.Shutdown(context.Background())
+		}
+	}()
+	// Every export that fails in the background reaches otel.Handle: a
+	// warning.
+	otel.SetErrorHandler(t.warn)
+
+	if t.Traces, err = chooseTraces(); err != nil {
+		return nil, err
+	}
+	if t.Metrics, err = chooseMetrics(); err != nil {
+		return nil, err
+	}
+	if t.res, err = newResource(ctx, service); err != nil {
+		return nil, err
+	}
+
+	var spans sdktrace.SpanExporter
+	newProcessor := sdktrace.NewSimpleSpanProcessor // the console prints each trace as its root ends
+	switch {
+	case t.Traces == Console && o.quiet && os.Getenv("OTEL_TRACES_EXPORTER") == "":
+		t.Traces = None
+	case t.Traces == Console:
+		spans = console.New(w, o.console...)
+	case t.Traces == OTLP:
+		if spans, err = autoexport.NewSpanExporter(ctx); err != nil {
+			return nil, fmt.Errorf("setup: traces over OTLP: %w", err)
+		}
+		newProcessor = func(e sdktrace.SpanExporter) sdktrace.SpanProcessor { return sdktrace.NewBatchSpanProcessor(e) }
+	}
+	if spans != nil {
+		// The providers of every service share the exporter: it shuts down
+		// once, after them (Shutdown runs in reverse).
+		t.shutdown = append(t.shutdown, spans.Shutdown)
+	}
+	t.newTP = func(r *resource.Resource) *sdktrace.TracerProvider {
+		tpOpts := []sdktrace.TracerProviderOption{sdktrace.WithResource(r)}
+		if spans != nil {
+			tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(newProcessor(keepOpen{spans})))
+		}
+		for _, p := range o.extra {
+			tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(p))
+		}
+		return sdktrace.NewTracerProvider(tpOpts...)
+	}
+	tp := t.newTP(t.res)
+	t.TracerProvider = tp
+	t.shutdown = append(t.shutdown, tp.Shutdown)
+
+	mpOpts := []sdkmetric.Option{sdkmetric.WithResource(t.res)}
+	if t.Metrics != None {
+		reader, err := autoexport.NewMetricReader(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("setup: OTEL_METRICS_EXPORTER=%s: %w", t.Metrics, err)
+		}
+		mpOpts = append(mpOpts, sdkmetric.WithReader(reader))
+	}
+	mp := sdkmetric.NewMeterProvider(mpOpts...)
+	t.MeterProvider = mp
+	t.shutdown = append(t.shutdown, func(ctx context.Context) error {
+		if err := mp.Shutdown(ctx); err != nil {
+			t.warn.Handle(err) // in the words of the periodic exports' failures: written once
+		}
+		return nil // metrics that could not be sent never fail the program
+	})
+	return t, nil
+}
+
+// chooseTraces returns the trace exporter that the environment asks for.
+func chooseTraces() (string, error) {
+	switch v := os.Getenv("OTEL_TRACES_EXPORTER"); v {
+	case "":
+		if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
+			return OTLP, nil
+		}
+		return Console, nil
+	case Console, OTLP, None:
+		return v, nil
+	default:
+		return "", fmt.Errorf("setup: OTEL_TRACES_EXPORTER=%q: want otlp, console or none", v)
+	}
+}
+
+// chooseMetrics returns the metric exporter that the environment asks for.
+func chooseMetrics() (string, error) {
+	switch v := os.Getenv("OTEL_METRICS_EXPORTER"); v {
+	case "":
+		if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") != "" {
+			return OTLP, nil
+		}
+		return None, nil
+	case Console, OTLP, Prometheus, None:
+		return v, nil
+	default:
+		return "", fmt.Errorf("setup: OTEL_METRICS_EXPORTER=%q: want otlp, prometheus, console or none", v)
+	}
+}
+
+// newResource is the SDK's default resource, with service as service.name
+// unless OTEL_SERVICE_NAME says otherwise, and OTEL_RESOURCE_ATTRIBUTES.
+func newResource(ctx context.Context, service string) (*resource.Resource, error) {
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(service)))
 	if err != nil {
 		return nil, err
 	}
 	if os.Getenv("OTEL_SERVICE_NAME") != "" || os.Getenv("OTEL_RESOURCE_ATTRIBUTES") != "" {
-		if fromEnv, err := resource.New(ctx, resource.WithFromEnv()); err == nil {
-			res, _ = resource.Merge(res, fromEnv)
+		fromEnv, err := resource.New(ctx, resource.WithFromEnv())
+		if err != nil {
+			return nil, fmt.Errorf("setup: OTEL_RESOURCE_ATTRIBUTES: %w", err)
+		}
+		if res, err = resource.Merge(res, fromEnv); err != nil {
+			return nil, err
 		}
 	}
-	t := &Telemetry{Propagators: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
-	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
-		var tpOpts []sdktrace.TracerProviderOption
-		if !o.quiet {
-			tpOpts = append(tpOpts, sdktrace.WithSyncer(console.New(w, o.console...)))
-		}
-		tp := sdktrace.NewTracerProvider(append(tpOpts, sdktrace.WithResource(res))...)
-		t.TracerProvider, t.MeterProvider = tp, sdkmetric.NewMeterProvider(sdkmetric.WithResource(res))
-		t.shutdown = append(t.shutdown, tp.Shutdown, t.MeterProvider.(*sdkmetric.MeterProvider).Shutdown)
+	return res, nil
+}
+
+// Service returns the telemetry of one service of a program that runs
+// several in one process (the shop's six, the bank's three): its traces
+// carry service.name=name, so that a tracing backend shows each service
+// apart, and service.namespace=the program's service.name. The meter
+// provider is the program's: its metrics are the process's. Telemetry not
+// made by Start (a test's) is returned as it is.
+func (t *Telemetry) Service(name string) (*Telemetry, error) {
+	if t.newTP == nil {
 		return t, nil
 	}
-	t.OTLP = true
-	spans, metrics, err := otlpExporters(ctx, strings.TrimSpace(os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s, ok := t.services[name]; ok {
+		return s, nil
+	}
+	program, _ := t.res.Set().Value(semconv.ServiceNameKey)
+	res, err := resource.Merge(t.res, resource.NewSchemaless(semconv.ServiceName(name),
+		attribute.String(string(semconv.ServiceNamespaceKey), program.AsString())))
 	if err != nil {
 		return nil, err
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithBatcher(spans))
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res),
-		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(metrics, sdkmetric.WithInterval(10*time.Second))))
-	t.TracerProvider, t.MeterProvider = tp, mp
-	t.shutdown = append(t.shutdown, tp.Shutdown, mp.Shutdown)
-	return t, nil
-}
-
-// otlpExporters builds the trace and metric exporters for protocol, as
-// OTEL_EXPORTER_OTLP_PROTOCOL names it.
-func otlpExporters(ctx context.Context, protocol string) (sdktrace.SpanExporter, sdkmetric.Exporter, error) {
-	switch protocol {
-	case "grpc":
-		spans, err := otlptracegrpc.New(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		metrics, err := otlpmetricgrpc.New(ctx)
-		return spans, metrics, err
-	case "", "http/protobuf":
-		spans, err := otlptracehttp.New(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		metrics, err := otlpmetrichttp.New(ctx)
-		return spans, metrics, err
-	default:
-		return nil, nil, errors.New(`setup: OTEL_EXPORTER_OTLP_PROTOCOL=` + protocol + `: use "grpc" or "http/protobuf"`)
-	}
+	tp := t.newTP(res)
+	t.shutdown = append(t.shutdown, tp.Shutdown)
+	s := &Telemetry{TracerProvider: tp, MeterProvider: t.MeterProvider, Propagators: t.Propagators,
+		Traces: t.Traces, Metrics: t.Metrics}
+	t.services[name] = s
+	return s, nil
 }
 
 // Shutdown flushes and stops the providers; call it on exit, SIGINT
-// included, with a context that bounds how long the flush may take.
+// included, with a context that bounds how long the flush may take. It
+// returns an error only when traces could not be flushed: metrics that
+// could not be are a warning.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
+	t.mu.Lock()
+	fns := t.shutdown
+	t.shutdown = nil
+	t.mu.Unlock()
 	var errs []error
-	for _, fn := range t.shutdown {
-		errs = append(errs, fn(ctx))
+	for i := len(fns) - 1; i >= 0; i-- {
+		errs = append(errs, fns[i](ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// keepOpen shares an exporter between providers: a provider's Shutdown
+// flushes into it and leaves it open for the others.
+type keepOpen struct{ sdktrace.SpanExporter }
+
+func (keepOpen) Shutdown(context.Context) error { return nil }
+
+// warner is the otel error handler: it writes each distinct error once,
+// so that a backend that refuses every export does not fill the log.
+type warner struct {
+	mu   sync.Mutex
+	w    io.Writer
+	seen map[string]bool
+}
+
+// maxWarnings bounds the distinct warnings remembered and written.
+const maxWarnings = 32
+
+func (w *warner) Handle(err error) {
+	if err == nil {
+		return
+	}
+	msg := err.Error()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seen[msg] || len(w.seen) > maxWarnings {
+		return
+	}
+	w.seen[msg] = true
+	if len(w.seen) > maxWarnings {
+		fmt.Fprintln(w.w, "telemetry warning: too many distinct export errors; no more are written")
+		return
+	}
+	fmt.Fprintf(w.w, "telemetry warning (written once): %v\n", err)
 }
