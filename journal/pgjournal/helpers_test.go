@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
@@ -102,3 +103,5 @@ func commits(t testing.TB, r telemetrytest.Recorders) int64 {
 	}
 	return n
 }
+
+func pgErr(code string) error { return &pgconn.PgError{Code: code, Message: "test"} }
