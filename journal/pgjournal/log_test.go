@@ -123,9 +123,9 @@ func TestDocumentedSchema(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	ctx := context.Background()
-	//lint:ignore SA1012 a nil context is what is tested
-	if _, err := Open(nil, nil); err == nil { //nolint:staticcheck
-		t.Fatal("Open(nil ctx) = nil error")
+	var nilCtx context.Context
+	if _, err := Open(nilCtx, nil); !errors.Is(err, errNilContext) {
+		t.Fatalf("Open(nil ctx) = %v", err)
 	}
 	if _, err := Open(ctx, nil); err == nil || !strings.Contains(err.Error(), "pool is nil") {
 		t.Fatalf("Open(nil pool) = %v", err)
@@ -185,8 +185,7 @@ func TestUnreachableServer(t *testing.T) {
 func TestNilContext(t *testing.T) {
 	pool := newPool(t)
 	l := mustOpen(t, pool, newTables(t, pool))
-	//lint:ignore SA1012 a nil context is what is tested
-	var nilCtx context.Context
+	var nilCtx context.Context // a nil context is what is tested
 	if err := l.Append(nilCtx, "tx", 0, rec("a")); !errors.Is(err, errNilContext) {
 		t.Errorf("Append(nil) = %v", err)
 	}
