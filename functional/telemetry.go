@@ -11,6 +11,9 @@ import (
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
 )
 
+// ScopeName is the instrumentation scope of the package's telemetry.
+const ScopeName = telemetry.ModulePath + "/functional"
+
 // The names this package emits; README.md's Telemetry reference lists them.
 const (
 	keyItems       = attribute.Key(telemetry.Prefix + "functional.items")
@@ -22,7 +25,7 @@ const (
 
 // instruments are built once per pair of providers and shared by every
 // call that passes the same ones.
-var instruments = telemetry.NewCache(telemetry.Scope("functional"), newInstruments)
+var instruments = telemetry.NewCache(ScopeName, newInstruments)
 
 type instrumentSet struct {
 	tel      *telemetry.Telemetry

@@ -28,7 +28,8 @@ const (
 	metricPending        = telemetry.Prefix + "journal.pending"
 )
 
-var scope = telemetry.Scope("journal")
+// ScopeName is the instrumentation scope of the package's telemetry.
+const ScopeName = telemetry.ModulePath + "/journal"
 
 // recordBuckets are the boundaries of the records-per-sync histogram: powers
 // of two, enough to see group commit at work.
@@ -51,7 +52,7 @@ type instruments struct {
 // ("memory" or "file"), and reports pending() as the pending transactions
 // until close.
 func newInstruments(cfg telemetry.Config, kind string, pending func() int) *instruments {
-	tel := telemetry.New(scope, cfg)
+	tel := telemetry.New(ScopeName, cfg)
 	in := &instruments{
 		tel:         tel,
 		log:         keyLog.String(kind),

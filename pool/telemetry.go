@@ -12,6 +12,9 @@ import (
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
 )
 
+// ScopeName is the instrumentation scope of the package's telemetry.
+const ScopeName = telemetry.ModulePath + "/pool"
+
 // The names this package emits; README.md's Telemetry reference lists them.
 const (
 	spanTask    = "pool.task"
@@ -51,7 +54,7 @@ type instruments struct {
 }
 
 func newInstruments(cfg telemetry.Config, name string) *instruments {
-	tel := telemetry.New(telemetry.Scope("pool"), cfg)
+	tel := telemetry.New(ScopeName, cfg)
 	in := &instruments{
 		tel:       tel,
 		name:      keyName.String(name),

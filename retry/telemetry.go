@@ -25,7 +25,8 @@ const (
 	metricRejections = telemetry.Prefix + "retry.budget.rejections"
 )
 
-var scope = telemetry.Scope("retry")
+// ScopeName is the instrumentation scope of the package's telemetry.
+const ScopeName = telemetry.ModulePath + "/retry"
 
 // policyInstruments is a Policy's telemetry, built once in New.
 type policyInstruments struct {
@@ -40,7 +41,7 @@ type policyInstruments struct {
 }
 
 func newPolicyInstruments(cfg telemetry.Config, name string) *policyInstruments {
-	tel := telemetry.New(scope, cfg)
+	tel := telemetry.New(ScopeName, cfg)
 	in := &policyInstruments{
 		tel:        tel,
 		name:       keyPolicy.String(name),

@@ -33,7 +33,8 @@ const (
 	metricStuck         = telemetry.Prefix + "saga.stuck"
 )
 
-var scope = telemetry.Scope("saga")
+// ScopeName is the instrumentation scope of the package's telemetry.
+const ScopeName = telemetry.ModulePath + "/saga"
 
 // instruments is a Runner's telemetry, built once by NewRunner.
 type instruments struct {
@@ -47,7 +48,7 @@ type instruments struct {
 }
 
 func newInstruments(cfg telemetry.Config) *instruments {
-	tel := telemetry.New(scope, cfg)
+	tel := telemetry.New(ScopeName, cfg)
 	return &instruments{
 		tel:           tel,
 		sagas:         tel.Counter(metricSagas, "{saga}", "Sagas that reached an outcome, by outcome."),

@@ -7,6 +7,9 @@ import (
 	"github.com/otelpatterns/otelpatterns/internal/telemetry"
 )
 
+// ScopeName is the instrumentation scope of the package's telemetry.
+const ScopeName = telemetry.ModulePath + "/sampling"
+
 // The names this package emits; README.md's Telemetry reference lists them.
 const (
 	keyKey      = attribute.Key(telemetry.Prefix + "sampling.key")
@@ -22,7 +25,7 @@ type instruments struct {
 	decisions   metric.Int64ObservableCounter
 }
 
-var cache = telemetry.NewCache(telemetry.Scope("sampling"), func(t *telemetry.Telemetry) *instruments {
+var cache = telemetry.NewCache(ScopeName, func(t *telemetry.Telemetry) *instruments {
 	return &instruments{
 		Telemetry:   t,
 		probability: t.ObservableGauge(metricProbability, "1", "The probability at which an adaptive sampler keeps a key's root spans now."),

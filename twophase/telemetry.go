@@ -37,7 +37,8 @@ const (
 	metricRetries      = telemetry.Prefix + "twophase.phase2.retries"
 )
 
-var scope = telemetry.Scope("twophase")
+// ScopeName is the instrumentation scope of the package's telemetry.
+const ScopeName = telemetry.ModulePath + "/twophase"
 
 // instruments is a Coordinator's telemetry, built once by NewCoordinator.
 type instruments struct {
@@ -51,7 +52,7 @@ type instruments struct {
 }
 
 func newInstruments(cfg telemetry.Config) *instruments {
-	tel := telemetry.New(scope, cfg)
+	tel := telemetry.New(ScopeName, cfg)
 	in := &instruments{
 		tel:          tel,
 		transactions: tel.Counter(metricTransactions, "{transaction}", "Transactions that ended, by decision."),

@@ -27,7 +27,8 @@ const (
 	metricPending        = telemetry.Prefix + "journal.pending"
 )
 
-var scope = telemetry.Scope("journal/pgjournal")
+// ScopeName is the instrumentation scope of the package's telemetry.
+const ScopeName = telemetry.ModulePath + "/journal/pgjournal"
 
 // recordBuckets are the boundaries of the records-per-commit histogram, as
 // the file log's.
@@ -50,7 +51,7 @@ type instruments struct {
 // newInstruments builds the instruments, and reports pending(ctx) as the
 // pending transactions until unobserve; a nil pending observes nothing.
 func newInstruments(cfg telemetry.Config, pending func(context.Context) (int64, error)) *instruments {
-	tel := telemetry.New(scope, cfg)
+	tel := telemetry.New(ScopeName, cfg)
 	in := &instruments{tel: tel, log: keyLog.String(logKind), unobserve: func() {}}
 	in.byLog = metric.WithAttributeSet(attribute.NewSet(in.log))
 	if pending == nil {

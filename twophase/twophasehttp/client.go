@@ -139,7 +139,7 @@ func newEndpoint(baseURL string, opts []Option) (endpoint, error) {
 	}
 	return endpoint{
 		base: strings.TrimSuffix(baseURL, "/"), host: u.Hostname(), port: port,
-		cfg: cfg, tel: telemetry.New(scope, cfg.tel),
+		cfg: cfg, tel: telemetry.New(ScopeName, cfg.tel),
 	}, nil
 }
 

@@ -31,7 +31,8 @@ const (
 	keyParticipant = attribute.Key(telemetry.Prefix + "twophase.participant")
 )
 
-var scope = telemetry.Scope("twophase/twophasehttp")
+// ScopeName is the instrumentation scope of the package's telemetry.
+const ScopeName = telemetry.ModulePath + "/twophase/twophasehttp"
 
 // request is the body of a participant call.
 type request struct {
@@ -58,7 +59,7 @@ func newServer(opts []Option) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	tel := telemetry.New(scope, cfg.tel)
+	tel := telemetry.New(ScopeName, cfg.tel)
 	return &server{tel: tel, prop: tel.Propagators}, nil
 }
 
