@@ -180,7 +180,7 @@ func TestEachServiceHasItsOwnName(t *testing.T) {
 		defer span.End()
 		out := map[string]string{}
 		for _, kv := range span.(sdktrace.ReadOnlySpan).Resource().Attributes() {
-			out[string(kv.Key)] = kv.Value.Emit()
+			out[string(kv.Key)] = kv.Value.String()
 		}
 		return out
 	}
