@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -80,11 +81,16 @@ func TestTransferIsOneTraceAcrossTheThreeServices(t *testing.T) {
 	}
 	require.NotNil(t, root)
 	count := map[string]int{}
-	for _, s := range spans.Ended() {
-		if s.SpanContext().TraceID() == root.SpanContext().TraceID() {
-			count[s.Name()]++
+	// The transaction's span may end just after the answer: wait for it.
+	require.Eventually(t, func() bool {
+		clear(count)
+		for _, s := range spans.Ended() {
+			if s.SpanContext().TraceID() == root.SpanContext().TraceID() {
+				count[s.Name()]++
+			}
 		}
-	}
+		return count["2pc.transaction"] == 1
+	}, 5*time.Second, 10*time.Millisecond, "no 2pc.transaction in the trace: %v", count)
 	// The coordinator's spans and both ledgers' are one trace.
 	assert.Equal(t, 1, count["2pc.transaction"])
 	assert.Equal(t, 2, count["2pc.call prepare"])
