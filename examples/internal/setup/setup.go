@@ -46,6 +46,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 
 	"go.opentelemetry.io/contrib/exporters/autoexport"
@@ -314,6 +315,11 @@ func (w *warner) Handle(err error) {
 		return
 	}
 	msg := err.Error()
+	// An export cut short because the program is shutting down says
+	// nothing about the backend: not worth a warning of its own.
+	if errors.Is(err, context.Canceled) || strings.HasSuffix(msg, context.Canceled.Error()) {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.seen[msg] || len(w.seen) > maxWarnings {
