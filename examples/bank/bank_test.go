@@ -73,13 +73,16 @@ func TestTransferIsOneTraceAcrossTheThreeServices(t *testing.T) {
 	balances, _ := env.ledgers["ledger-a"].state()
 	assert.Equal(t, 975, balances["alice"])
 
+	// The server's span ends after the answer is written: wait for it.
 	var root sdktrace.ReadOnlySpan
-	for _, s := range spans.Ended() {
-		if s.Name() == "POST /transfers" {
-			root = s
+	require.Eventually(t, func() bool {
+		for _, s := range spans.Ended() {
+			if s.Name() == "POST /transfers" {
+				root = s
+			}
 		}
-	}
-	require.NotNil(t, root)
+		return root != nil
+	}, 5*time.Second, 10*time.Millisecond, "no POST /transfers span")
 	count := map[string]int{}
 	// The transaction's span may end just after the answer: wait for it.
 	require.Eventually(t, func() bool {
@@ -116,12 +119,14 @@ func TestTransferIsOneTraceAcrossTheThreeServices(t *testing.T) {
 		return ""
 	}
 	var aborted sdktrace.ReadOnlySpan
-	for _, s := range spans.Ended() {
-		if s.Name() == "2pc.transaction" && attr(s, "otelpatterns.twophase.transaction") == "t-2" {
-			aborted = s
+	require.Eventually(t, func() bool { // it may end just after the answer
+		for _, s := range spans.Ended() {
+			if s.Name() == "2pc.transaction" && attr(s, "otelpatterns.twophase.transaction") == "t-2" {
+				aborted = s
+			}
 		}
-	}
-	require.NotNil(t, aborted)
+		return aborted != nil
+	}, 5*time.Second, 10*time.Millisecond, "no 2pc.transaction span for t-2")
 	assert.Equal(t, codes.Error, aborted.Status().Code)
 	for _, s := range spans.Ended() {
 		if s.Name() == "2pc.call prepare" && s.SpanContext().TraceID() == aborted.SpanContext().TraceID() {
