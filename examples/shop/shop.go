@@ -96,12 +96,15 @@ func start(ctx context.Context, tel *setup.Telemetry, cfg shopConfig) (s *shop, 
 
 // close stops the servers, then the gateway's runner and journal.
 func (s *shop) close(ctx context.Context) error {
+	// The gateway first: its sagas may still be calling the services (a
+	// compensation, a retry), and a server waits for the requests in
+	// flight before it closes.
 	var errs []error
-	for _, srv := range s.servers {
-		errs = append(errs, srv.Close(ctx))
-	}
 	if s.gateway != nil {
 		errs = append(errs, s.gateway.close(ctx))
+	}
+	for _, srv := range s.servers {
+		errs = append(errs, srv.Close(ctx))
 	}
 	return errors.Join(errs...)
 }
