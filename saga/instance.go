@@ -249,15 +249,15 @@ func (in *instance[S]) noteKillLocked() {
 }
 
 // trySnapshot returns the durable state and the outcome so far, for a
-// caller who gives up, unless a journal call holds the saga, which it
-// does not wait for (ok false: the zero state, Pending).
-func (in *instance[S]) trySnapshot() (state S, o Outcome, ok bool) {
+// caller who gives up; while a journal call holds the saga, which it does
+// not wait for, the zero state and Pending.
+func (in *instance[S]) trySnapshot() (state S, o Outcome) {
 	if !in.mu.TryLock() {
-		return state, Pending, false
+		return state, Pending
 	}
 	defer in.mu.Unlock()
 	v := in.viewLocked()
-	return v.state, v.outcome, true
+	return v.state, v.outcome
 }
 
 func (in *instance[S]) viewLocked() view[S] {

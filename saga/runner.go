@@ -331,7 +331,7 @@ func (s *Saga[S]) join(ctx context.Context, h *handle, owner bool) (S, Outcome, 
 		return state, o, &Error{Saga: s.def.name, ID: h.id, Outcome: o, Err: err}
 	}
 	if !owner {
-		state, o, _ := in.trySnapshot()
+		state, o := in.trySnapshot()
 		return gaveUp(state, o, ctx.Err())
 	}
 	aborted := in.requestAbort(context.Cause(ctx))

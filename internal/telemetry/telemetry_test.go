@@ -90,7 +90,7 @@ func TestConfigIgnoresNilAndDefaultsToGlobal(t *testing.T) {
 
 func TestNewScopesTracerAndMeter(t *testing.T) {
 	p := newProviders(t, sdktrace.AlwaysSample())
-	tel := telemetry.New(telemetry.Scope("pool"), p.config())
+	tel := telemetry.New(telemetry.ModulePath+"/pool", p.config())
 
 	_, span := tel.Tracer.Start(context.Background(), "op")
 	span.End()

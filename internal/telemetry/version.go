@@ -11,9 +11,6 @@ const Version = "0.1.0"
 const SchemaURL = semconv.SchemaURL
 
 // ModulePath is the module's import path; every instrumentation scope is a
-// package path under it (see [Scope]).
+// package path under it, which each package exports as its ScopeName
+// ("github.com/otelpatterns/otelpatterns/pool").
 const ModulePath = "github.com/otelpatterns/otelpatterns"
-
-// Scope returns the instrumentation scope name of the module's package pkg
-// ("pool" gives "github.com/otelpatterns/otelpatterns/pool").
-func Scope(pkg string) string { return ModulePath + "/" + pkg }
