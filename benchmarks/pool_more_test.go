@@ -26,8 +26,8 @@ import (
 // spinSink keeps the spins' results, so the compiler cannot drop them.
 var spinSink atomic.Int64
 
-func offPool(b *testing.B, extra ...pool.Option) *pool.WorkerPool[struct{}, struct{}] {
-	p, err := pool.NewFunc(append([]pool.Option{pool.WithWorkers(benchWorkers),
+func offPool(b *testing.B, extra ...pool.Option) *pool.Tasks {
+	p, err := pool.NewTasks(append([]pool.Option{pool.WithWorkers(benchWorkers),
 		pool.WithTracerProvider(tracenoop.NewTracerProvider()),
 		pool.WithMeterProvider(metricnoop.NewMeterProvider())}, extra...)...)
 	if err != nil {

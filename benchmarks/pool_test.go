@@ -33,7 +33,7 @@ func BenchmarkPoolGo(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				p, err := pool.NewFunc(opts...)
+				p, err := pool.NewTasks(opts...)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -113,6 +113,60 @@ func BenchmarkPoolGo(b *testing.B) {
 						run(func() { out[i] = w.Fn(inputs[i]) })
 					}
 				})
+			}
+			perTask(b)
+		})
+	}
+}
+
+// BenchmarkPoolGroup runs benchTasks tasks as one group that returns the
+// first error, on a pool that outlives the group: the errgroup pattern.
+func BenchmarkPoolGroup(b *testing.B) {
+	for _, w := range workloads {
+		out := make([]int, benchTasks)
+		b.Run("lib=otelpatterns/"+w.Name, func(b *testing.B) {
+			p := offPool(b)
+			defer p.Close()
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				g := p.Group(ctx)
+				for i := range inputs {
+					_ = g.Go(func(context.Context) error {
+						out[i] = w.Fn(inputs[i])
+						return nil
+					})
+				}
+				_ = g.Wait()
+			}
+			perTask(b)
+		})
+		b.Run("lib=conc/"+w.Name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p := concpool.New().WithMaxGoroutines(benchWorkers).WithContext(context.Background()).WithCancelOnError()
+				for i := range inputs {
+					p.Go(func(context.Context) error {
+						out[i] = w.Fn(inputs[i])
+						return nil
+					})
+				}
+				_ = p.Wait()
+			}
+			perTask(b)
+		})
+		b.Run("lib=errgroup/"+w.Name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				g, _ := errgroup.WithContext(context.Background())
+				g.SetLimit(benchWorkers)
+				for i := range inputs {
+					g.Go(func() error {
+						out[i] = w.Fn(inputs[i])
+						return nil
+					})
+				}
+				_ = g.Wait()
 			}
 			perTask(b)
 		})

@@ -21,6 +21,21 @@
 // Submit returns a Future; TrySubmit never blocks and drops what does not
 // fit; Go runs a task of any shape on the same workers; Process and
 // ProcessSeq run a slice or an iter.Seq and return results in input order.
+//
+// For closures alone, NewTasks makes a pool with no process function. On
+// either kind, Group makes errgroup's pattern: tasks added with Go, waited
+// for with Wait, which returns the first error (the first failure cancels
+// the group's context and skips the tasks that have not started) or, with
+// CollectAll, all of them:
+//
+//	p, err := pool.NewTasks(pool.WithWorkers(8))
+//	...
+//	g := p.Group(ctx)
+//	for _, url := range urls {
+//		g.Go(func(ctx context.Context) error { return fetch(ctx, url) })
+//	}
+//	err = g.Wait()
+//
 // At most the configured number of tasks run at once, and the queue is
 // always bounded, so a pool is backpressure as well as concurrency.
 //
@@ -52,7 +67,9 @@
 //   - Close and Shutdown wait for the workers, so a task must not call them
 //     on its own pool.
 //   - Go has no future: a task's error is recorded on its span, in the
-//     metrics and in Stats, but not returned. Use Submit to collect it.
+//     metrics and in Stats, but not returned. Use Submit or a Group to
+//     collect it.
+//   - Call a Group's Wait: it releases what the group holds in the pool.
 //   - WithName labels metrics, so keep names to a small fixed set.
 //   - Counts in Stats may trail by the tasks just finished while the pool
 //     runs; they are exact once it is closed.

@@ -123,7 +123,7 @@ func TestShutdownWithNothingQueuedReturnsNil(t *testing.T) {
 // never a makechan panic.
 func TestHugeSizesAreErrors(t *testing.T) {
 	for name, opt := range map[string]pool.Option{"WithQueueSize": pool.WithQueueSize(math.MaxInt), "WithWorkers": pool.WithWorkers(math.MaxInt)} {
-		p, err := pool.NewFunc(opt)
+		p, err := pool.NewTasks(opt)
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s(MaxInt): %v, %v; want an error naming it", name, p, err)
 		}
@@ -167,7 +167,7 @@ func TestRateLimitedTaskMissesItsDeadline(t *testing.T) {
 // child task started with it, running after its parent returned, sees
 // Done close when the request is cancelled, as Err says.
 func TestTaskContextOutlivesItsTask(t *testing.T) {
-	p, err := pool.NewFunc(pool.WithWorkers(2))
+	p, err := pool.NewTasks(pool.WithWorkers(2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestTaskContextOutlivesItsTask(t *testing.T) {
 
 // Contexts derived inside a task follow it without a goroutine each.
 func TestDerivingATaskContextStartsNoGoroutine(t *testing.T) {
-	p, err := pool.NewFunc(pool.WithWorkers(1))
+	p, err := pool.NewTasks(pool.WithWorkers(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestDerivingATaskContextStartsNoGoroutine(t *testing.T) {
 // Shutdown that gives up on a running task ends its context: Done closes
 // and Err says why.
 func TestShutdownEndsARunningTasksContext(t *testing.T) {
-	p, err := pool.NewFunc(pool.WithWorkers(1))
+	p, err := pool.NewTasks(pool.WithWorkers(1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,8 +102,8 @@ func ExampleWorkerPool_TrySubmit() {
 	// Output: true 1
 }
 
-func ExampleNewFunc() {
-	p, err := pool.NewFunc(pool.WithWorkers(2))
+func ExampleNewTasks() {
+	p, err := pool.NewTasks(pool.WithWorkers(2))
 	if err != nil {
 		panic(err)
 	}
@@ -117,4 +117,23 @@ func ExampleNewFunc() {
 	_ = p.Close() // runs what is queued, then stops the workers
 	fmt.Println(results)
 	// Output: [hello ann hello bob hello cy]
+}
+
+func ExampleTasks_Group() {
+	p, err := pool.NewTasks(pool.WithWorkers(2))
+	if err != nil {
+		panic(err)
+	}
+	defer p.Close()
+	sizes := make([]int, 3)
+	g := p.Group(context.Background())
+	for i, page := range []string{"/", "/about", "/contact"} {
+		_ = g.Go(func(ctx context.Context) error {
+			sizes[i] = len(page) // fetch(ctx, page), say
+			return nil
+		})
+	}
+	err = g.Wait() // the first error, if any task failed
+	fmt.Println(sizes, err)
+	// Output: [1 6 8] <nil>
 }

@@ -124,10 +124,22 @@ func newBatchConfig(opts []BatchOption) batchConfig {
 	return c
 }
 
-// CollectAll runs every item even when some fail, and returns all their
-// errors joined with errors.Join, in input order. By default the first error
-// cancels the rest of the batch and is returned.
-func CollectAll() BatchOption { return batchOptionFunc(func(c *batchConfig) { c.collectAll = true }) }
+// CollectAll runs every item of a batch, or every task of a Group, even
+// when some fail, and returns all their errors joined with errors.Join: a
+// batch's in input order, a group's in the order its tasks ended. By
+// default the first error cancels the rest and is returned.
+func CollectAll() CollectOption { return collectAll{} }
+
+// A CollectOption configures a batch (Process, ProcessSeq) or a Group.
+type CollectOption interface {
+	BatchOption
+	GroupOption
+}
+
+type collectAll struct{}
+
+func (collectAll) applyBatch(c *batchConfig) { c.collectAll = true }
+func (collectAll) applyGroup(g *Group)       { g.collect = true }
 
 // WithItemSpans starts a pool.task span for each item, under the batch's
 // pool.process span. By default a batch has the one span, whatever its size.

@@ -83,6 +83,7 @@ type job[In, Out any] struct {
 	fut    *Future[Out]
 	fn     func(context.Context) error
 	runner runner
+	group  *Group // the Group the task belongs to, if any
 	waited telemetry.Stopwatch
 	traced bool // decided at submission: the task gets a pool.task span
 }
@@ -124,12 +125,6 @@ func New[In, Out any](process func(context.Context, In) (Out, error), opts ...Op
 	p.resizeMu.Unlock()
 	p.unobserve = p.inst.observe(func() int64 { return int64(len(p.queue)) }, p.busy)
 	return p, nil
-}
-
-// NewFunc returns a pool for tasks of any shape, run with Go. Its process
-// function does nothing, so Submit and Process have no use on it.
-func NewFunc(opts ...Option) (*WorkerPool[struct{}, struct{}], error) {
-	return New(func(context.Context, struct{}) (struct{}, error) { return struct{}{}, nil }, opts...)
 }
 
 // Resize sets the number of workers to n while the pool runs. Going up, new

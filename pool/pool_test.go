@@ -305,7 +305,7 @@ func TestPanicBecomesErrorAndWorkerSurvives(t *testing.T) {
 }
 
 func TestGo(t *testing.T) {
-	p, err := pool.NewFunc(pool.WithWorkers(2))
+	p, err := pool.NewTasks(pool.WithWorkers(2))
 	require.NoError(t, err)
 	var sum atomic.Int64
 	for i := range 100 {

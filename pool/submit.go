@@ -102,11 +102,14 @@ var errNilContext = errors.New("pool: nil context: pass context.Background() if 
 // handler that returns does, still belongs to its trace), and starts the
 // queue-wait stopwatch if anyone will read it. context.Background() becomes the pool's base context
 // as it is; any other context is wrapped, in tc when the caller has one to
-// spare (a future's), or in a new one.
+// spare (a future's), or in a new one. A Group's tasks come with the
+// context they share.
 func (p *WorkerPool[In, Out]) prepare(ctx context.Context, j *job[In, Out], tc *taskContext) {
-	if ctx == context.Background() {
+	switch {
+	case j.ctx != nil: // a Group's context, shared by its tasks
+	case ctx == context.Background():
 		j.ctx = p.base
-	} else {
+	default:
 		if tc == nil {
 			tc = new(taskContext)
 		}

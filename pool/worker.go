@@ -185,6 +185,12 @@ func (p *WorkerPool[In, Out]) run(j job[In, Out], t *tally, pause func()) {
 	if j.fut != nil && !j.fut.claim() {
 		return // a waiting task ran it already
 	}
+	if j.group != nil {
+		if err := j.group.skip(); err != nil {
+			p.reject(j, err) // the group failed while the task waited
+			return
+		}
+	}
 	p.inst.recordWait(j.ctx, j.waited)
 	var out Out
 	err := p.call(j.ctx, j.waited, j.traced, func(ctx context.Context) (err error) {
@@ -195,11 +201,14 @@ func (p *WorkerPool[In, Out]) run(j job[In, Out], t *tally, pause func()) {
 		return err
 	})
 	t.count(err)
-	if tc, ok := j.ctx.(*taskContext); ok {
+	if tc, ok := j.ctx.(*taskContext); ok && j.group == nil { // a group's is released by Wait
 		tc.release()
 	}
 	if j.fut != nil {
 		j.fut.complete(out, err)
+	}
+	if j.group != nil {
+		j.group.done(err)
 	}
 }
 
@@ -236,11 +245,14 @@ func (p *WorkerPool[In, Out]) reject(j job[In, Out], err error) {
 	}
 	p.stats.canceled.Add(1)
 	p.inst.count(j.ctx, telemetry.OutcomeCanceled)
-	if tc, ok := j.ctx.(*taskContext); ok {
+	if tc, ok := j.ctx.(*taskContext); ok && j.group == nil { // a group's is released by Wait
 		tc.release()
 	}
 	if j.fut != nil {
 		var zero Out
 		j.fut.complete(zero, err)
+	}
+	if j.group != nil {
+		j.group.done(err)
 	}
 }
