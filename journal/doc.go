@@ -54,6 +54,19 @@
 // To use a store of your own, such as a database table, implement Log and
 // run the conformance suite in package journaltest against it.
 //
+// # Leases
+//
+// A Log that implements Leaser lets the runners of several processes
+// share it: each unfinished transaction is owned by the one runner that
+// holds its lease and renews it, and another runner claims it only once the
+// lease has expired (its owner died, or lost the store). A lease's epoch
+// is a fencing token: granting it raises the transaction's epoch, so the
+// log refuses what the previous owner still tries to write. Memory and File
+// implement Leaser for their one process, so that the runners have one code
+// path; their leases live in memory and end with the process. The
+// PostgreSQL log (journal/pgjournal) keeps them in the database, on the
+// database's clock.
+//
 // # Crashes
 //
 // Only one batch is unsynced at any time, so a crash can damage only the

@@ -39,6 +39,7 @@ type File struct {
 	state  sync.Mutex // guards idx and failed; the writer changes them only under it
 	idx    *index
 	failed error
+	leases leaseTable // in memory: a File is one process's, and its leases end with it
 
 	// The leader's own (see lead).
 	active   *segment
@@ -51,7 +52,7 @@ type File struct {
 	accepted []*request
 }
 
-var _ Log = (*File)(nil)
+var _ Leaser = (*File)(nil)
 
 // segment is an open segment file.
 type segment struct {
@@ -226,3 +227,59 @@ func (l *File) fail(cause error) error {
 
 // Dir returns the directory of the log.
 func (l *File) Dir() string { return l.dir }
+
+// Acquire implements Leaser. Leases live in memory: after a restart every
+// unfinished transaction is unowned, since the process that held them is
+// gone.
+func (l *File) Acquire(ctx context.Context, txID, owner string, ttl time.Duration) (Lease, error) {
+	if err := checkLease(ctx, owner, ttl); err != nil {
+		return Lease{}, err
+	}
+	if err := l.usable(ctx); err != nil {
+		return Lease{}, err
+	}
+	l.state.Lock()
+	defer l.state.Unlock()
+	return l.leases.acquire(txID, owner, ttl, l.idx.head(txID), time.Now(), true)
+}
+
+// Claim implements Leaser.
+func (l *File) Claim(ctx context.Context, owner string, ttl time.Duration, max int) ([]Lease, error) {
+	if err := checkLease(ctx, owner, ttl); err != nil {
+		return nil, err
+	}
+	if err := checkClaim(max); err != nil {
+		return nil, err
+	}
+	if err := l.usable(ctx); err != nil {
+		return nil, err
+	}
+	l.state.Lock()
+	defer l.state.Unlock()
+	return l.leases.claim(owner, ttl, max, l.idx.pendingIDs(), l.idx.head, time.Now()), nil
+}
+
+// Renew implements Leaser.
+func (l *File) Renew(ctx context.Context, owner string, ttl time.Duration, txIDs []string) ([]string, error) {
+	if err := checkLease(ctx, owner, ttl); err != nil {
+		return nil, err
+	}
+	if err := l.usable(ctx); err != nil {
+		return nil, err
+	}
+	l.state.Lock()
+	defer l.state.Unlock()
+	return l.leases.renew(owner, ttl, txIDs, l.idx.isEnded, time.Now()), nil
+}
+
+// Release implements Leaser.
+func (l *File) Release(ctx context.Context, owner string, txIDs ...string) error {
+	if err := checkLease(ctx, owner, time.Second); err != nil {
+		return err
+	}
+	if err := l.usable(ctx); err != nil {
+		return err
+	}
+	l.leases.release(owner, txIDs)
+	return nil
+}

@@ -175,6 +175,12 @@ func (x *index) expire(now time.Time, horizon time.Duration) {
 	}
 }
 
+// isEnded reports whether txID has ended, or ended and was forgotten.
+func (x *index) isEnded(txID string) bool {
+	h := x.head(txID)
+	return h.ended || h.forgotten
+}
+
 // load returns copies of txID's records.
 func (x *index) load(txID string) ([]Record, error) {
 	t, ok := x.txs[txID]

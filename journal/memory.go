@@ -17,9 +17,10 @@ type Memory struct {
 	closed  bool
 	swept   time.Time // when expired tombstones were last dropped
 	scratch []Record  // the records of the Append in progress, before the index copies them
+	leases  leaseTable
 }
 
-var _ Log = (*Memory)(nil)
+var _ Leaser = (*Memory)(nil)
 
 // NewMemory returns an empty memory log. It takes the telemetry options,
 // WithMaxPayload, WithTombstoneHorizon and WithNow; the others are about
@@ -58,11 +59,14 @@ func (m *Memory) Append(ctx context.Context, txID string, expectSeq uint64, reco
 	if err != nil {
 		return err
 	}
-	h, err := m.idx.head(txID).check(txID, expectSeq, recs)
+	h, err := m.head(txID).check(txID, expectSeq, recs)
 	if err != nil {
 		return err
 	}
 	m.idx.apply(txID, h, recs, 0)
+	if h.ended {
+		m.leases.ended(txID)
+	}
 	clear(recs) // the index has its own copies now
 	return nil
 }
@@ -137,5 +141,68 @@ func (m *Memory) Close() error {
 	m.closed = true
 	m.idx = newIndex()
 	m.ins.unobserve()
+	return nil
+}
+
+// head is txID's head, fenced by its lease. m.mu is held.
+func (m *Memory) head(txID string) head {
+	h := m.idx.head(txID)
+	h.epoch = max(h.epoch, m.leases.fence(txID))
+	return h
+}
+
+// Acquire implements Leaser.
+func (m *Memory) Acquire(ctx context.Context, txID, owner string, ttl time.Duration) (Lease, error) {
+	if err := checkLease(ctx, owner, ttl); err != nil {
+		return Lease{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return Lease{}, ErrClosed
+	}
+	return m.leases.acquire(txID, owner, ttl, m.idx.head(txID), time.Now(), true)
+}
+
+// Claim implements Leaser.
+func (m *Memory) Claim(ctx context.Context, owner string, ttl time.Duration, max int) ([]Lease, error) {
+	if err := checkLease(ctx, owner, ttl); err != nil {
+		return nil, err
+	}
+	if err := checkClaim(max); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	return m.leases.claim(owner, ttl, max, m.idx.pendingIDs(), m.idx.head, time.Now()), nil
+}
+
+// Renew implements Leaser.
+func (m *Memory) Renew(ctx context.Context, owner string, ttl time.Duration, txIDs []string) ([]string, error) {
+	if err := checkLease(ctx, owner, ttl); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	return m.leases.renew(owner, ttl, txIDs, m.idx.isEnded, time.Now()), nil
+}
+
+// Release implements Leaser.
+func (m *Memory) Release(ctx context.Context, owner string, txIDs ...string) error {
+	if err := checkLease(ctx, owner, time.Second); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.leases.release(owner, txIDs)
 	return nil
 }

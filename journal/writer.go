@@ -61,6 +61,7 @@ func (l *File) commit(group []*request) {
 		h, ok := l.heads[r.txID]
 		if !ok {
 			h = l.idx.head(r.txID) // only this goroutine changes idx
+			h.epoch = max(h.epoch, l.leases.fence(r.txID))
 		}
 		var err error
 		switch r.op {
@@ -109,6 +110,9 @@ func (l *File) commit(group []*request) {
 			l.idx.forget(r.txID, r.at)
 		} else {
 			l.idx.apply(r.txID, r.head, r.records, r.size)
+		}
+		if r.head.ended {
+			l.leases.ended(r.txID)
 		}
 	}
 	l.state.Unlock()

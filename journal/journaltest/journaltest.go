@@ -1,5 +1,6 @@
-// Package journaltest is the conformance suite of journal.Log: the
-// behaviour that the saga and two-phase-commit runners rely on. The memory
+// Package journaltest is the conformance suite of journal.Log, and of
+// journal.Leaser for a log that implements it: the behaviour that the saga
+// and two-phase-commit runners rely on. The memory
 // and file logs run it, and so should every Log of your own:
 //
 //	func TestMyLog(t *testing.T) {
@@ -56,6 +57,13 @@ func Run(t *testing.T, h Harness) {
 		{"ConcurrentOwners", testConcurrentOwners},
 		{"Closed", testClosed},
 		{"Reopen", testReopen},
+		{"LeaseAcquire", testLeaseAcquire},
+		{"LeaseExpiry", testLeaseExpiry},
+		{"LeaseRenew", testLeaseRenew},
+		{"LeaseRelease", testLeaseRelease},
+		{"LeaseClaim", testLeaseClaim},
+		{"LeaseConcurrent", testLeaseConcurrent},
+		{"LeaseInvalid", testLeaseInvalid},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
