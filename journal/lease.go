@@ -85,10 +85,6 @@ type leaseEntry struct {
 	expires time.Time
 }
 
-func (e leaseEntry) heldBy(owner string, now time.Time) bool {
-	return e.owner == owner && now.Before(e.expires)
-}
-
 // fence is the lowest epoch txID's records may carry.
 func (t *leaseTable) fence(txID string) uint64 {
 	t.mu.Lock()
