@@ -60,7 +60,7 @@ func ExampleParallelMap() {
 	prices, err := functional.ParallelMap(context.Background(), []string{"sku-1", "sku-2", "sku-3"},
 		func(_ context.Context, sku string) (int, error) {
 			return 100 * int(sku[len(sku)-1]-'0'), nil // a call to a pricing service, say
-		}, functional.WithConcurrency(2))
+		}, functional.WithWorkers(2))
 	fmt.Println(prices, err)
 	// Output: [100 200 300] <nil>
 }

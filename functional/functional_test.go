@@ -110,10 +110,10 @@ func TestBadInputIsAnError(t *testing.T) {
 	assert.ErrorContains(t, err, "nil context")
 	_, err = functional.ParallelMap[int, int](bg, []int{1}, nil)
 	assert.ErrorContains(t, err, "must not be nil")
-	_, err = functional.ParallelMap(bg, []int{1}, func(_ context.Context, x int) (int, error) { return x, nil }, functional.WithConcurrency(0))
-	assert.ErrorContains(t, err, "WithConcurrency(0)")
-	_, err = functional.Map(bg, []int{1}, func(x int) int { return x }, functional.WithConcurrency(-1))
-	assert.ErrorContains(t, err, "WithConcurrency(-1)")
+	_, err = functional.ParallelMap(bg, []int{1}, func(_ context.Context, x int) (int, error) { return x, nil }, functional.WithWorkers(0))
+	assert.ErrorContains(t, err, "WithWorkers(0)")
+	_, err = functional.Map(bg, []int{1}, func(x int) int { return x }, functional.WithWorkers(-1))
+	assert.ErrorContains(t, err, "WithWorkers(-1)")
 	for _, err := range functional.MapSeqErr[int, int](bg, slices.Values([]int{1}), nil) {
 		assert.ErrorContains(t, err, "must not be nil")
 	}
@@ -205,7 +205,7 @@ func TestParallelMatchesSequential(t *testing.T) {
 			}
 			return int(x) * 2, nil
 		}
-		par, err := functional.ParallelMap(bg, in, fn, functional.WithConcurrency(n))
+		par, err := functional.ParallelMap(bg, in, fn, functional.WithWorkers(n))
 		if err != nil || hw.high.Load() > int64(n) {
 			return false
 		}
@@ -214,13 +214,13 @@ func TestParallelMatchesSequential(t *testing.T) {
 			return false
 		}
 		pred := func(_ context.Context, x int16) (bool, error) { return x%3 == 0, nil }
-		pf, _ := functional.ParallelFilter(bg, in, pred, functional.WithConcurrency(n))
+		pf, _ := functional.ParallelFilter(bg, in, pred, functional.WithWorkers(n))
 		sf, _ := functional.FilterErr(bg, in, pred)
 		if !slices.Equal(pf, sf) {
 			return false
 		}
 		var ps []int
-		for v, err := range functional.ParallelMapSeq(bg, slices.Values(in), fn, functional.WithConcurrency(n)) {
+		for v, err := range functional.ParallelMapSeq(bg, slices.Values(in), fn, functional.WithWorkers(n)) {
 			if err != nil {
 				return false
 			}
@@ -238,7 +238,7 @@ func TestParallelNeverExceedsConcurrency(t *testing.T) {
 		defer hw.leave()
 		time.Sleep(50 * time.Microsecond)
 		return nil
-	}, functional.WithConcurrency(3))
+	}, functional.WithWorkers(3))
 	require.NoError(t, err)
 	assert.Equal(t, int64(3), hw.high.Load())
 }
@@ -257,12 +257,12 @@ func TestParallelFailFastAndCollectAll(t *testing.T) {
 	for i := range items {
 		items[i] = i
 	}
-	_, err := functional.ParallelMap(bg, items, fn, functional.WithConcurrency(2))
+	_, err := functional.ParallelMap(bg, items, fn, functional.WithWorkers(2))
 	assert.EqualError(t, err, "bad 7")
 	assert.Less(t, started.Load(), int64(100), "the first error stops the rest")
 
 	started.Store(0)
-	out, err := functional.ParallelMap(bg, items, fn, functional.WithConcurrency(4), functional.CollectAll())
+	out, err := functional.ParallelMap(bg, items, fn, functional.WithWorkers(4), functional.CollectAll())
 	assert.EqualValues(t, 1000, started.Load())
 	require.Error(t, err)
 	assert.Len(t, err.(interface{ Unwrap() []error }).Unwrap(), 20)
@@ -288,7 +288,7 @@ func TestParallelPanicAndCancel(t *testing.T) {
 		}
 		<-ctx.Done()
 		return ctx.Err()
-	}, functional.WithConcurrency(2))
+	}, functional.WithWorkers(2))
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.LessOrEqual(t, started.Load(), int64(2), "no item starts after the cancellation")
 }
@@ -304,7 +304,7 @@ func TestParallelMapSeqEarlyBreak(t *testing.T) {
 		}
 	}
 	n := 0
-	for v, err := range functional.ParallelMapSeq(bg, endless, func(_ context.Context, x int) (int, error) { return x, nil }, functional.WithConcurrency(3)) {
+	for v, err := range functional.ParallelMapSeq(bg, endless, func(_ context.Context, x int) (int, error) { return x, nil }, functional.WithWorkers(3)) {
 		require.NoError(t, err)
 		require.Equal(t, n, v)
 		if n++; n == 20 {
@@ -386,9 +386,9 @@ func TestResult(t *testing.T) {
 // sequence starts no more goroutines than it needs.
 func TestParallelMapSeqConcurrencyBounds(t *testing.T) {
 	double := func(_ context.Context, n int) (int, error) { return 2 * n, nil }
-	for _, err := range functional.ParallelMapSeq(context.Background(), slices.Values([]int{1}), double, functional.WithConcurrency(math.MaxInt)) {
-		if err == nil || !strings.Contains(err.Error(), "WithConcurrency") {
-			t.Fatalf("WithConcurrency(MaxInt): %v; want an error naming it", err)
+	for _, err := range functional.ParallelMapSeq(context.Background(), slices.Values([]int{1}), double, functional.WithWorkers(math.MaxInt)) {
+		if err == nil || !strings.Contains(err.Error(), "WithWorkers") {
+			t.Fatalf("WithWorkers(MaxInt): %v; want an error naming it", err)
 		}
 	}
 	before := runtime.NumGoroutine()
@@ -401,7 +401,7 @@ func TestParallelMapSeqConcurrencyBounds(t *testing.T) {
 		return 2 * n, nil
 	}
 	var got []int
-	for v, err := range functional.ParallelMapSeq(context.Background(), slices.Values([]int{1, 2, 3}), watch, functional.WithConcurrency(100_000)) {
+	for v, err := range functional.ParallelMapSeq(context.Background(), slices.Values([]int{1, 2, 3}), watch, functional.WithWorkers(100_000)) {
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,32 +19,35 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	concurrency int
-	collectAll  bool
-	span        bool
-	tel         telemetry.Config
+	workers    int
+	collectAll bool
+	span       bool
+	tel        telemetry.Config
 }
 
 // newConfig applies opts. Callers skip it when there are no options: the
 // config escapes through the options' interface calls, and a call without
 // options should not allocate.
 func newConfig(opts []Option) (*config, error) {
-	c := &config{concurrency: runtime.GOMAXPROCS(0)}
+	c := &config{workers: runtime.GOMAXPROCS(0)}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(c)
 		}
 	}
-	if c.concurrency < 1 || c.concurrency > ordered.MaxBuffer {
-		return nil, fmt.Errorf("functional: WithConcurrency(%d): the concurrency must be 1 to %d", c.concurrency, ordered.MaxBuffer)
+	if c.workers < 1 || c.workers > ordered.MaxBuffer {
+		return nil, fmt.Errorf("functional: WithWorkers(%d): the number of workers must be 1 to %d", c.workers, ordered.MaxBuffer)
 	}
 	return c, nil
 }
 
-// WithConcurrency sets how many goroutines a parallel function runs items
-// on; the default is runtime.GOMAXPROCS(0). It never starts more goroutines
-// than there are items, and never one per item.
-func WithConcurrency(n int) Option { return optionFunc(func(c *config) { c.concurrency = n }) }
+// WithWorkers sets how many goroutines a parallel function runs items on,
+// the most items that run at once; the default is runtime.GOMAXPROCS(0).
+// It never starts more goroutines than there are items, and never one per
+// item. The name is the one pool and pipeline stages use for the same
+// knob; the telemetry attribute keeps its name,
+// otelpatterns.functional.concurrency.
+func WithWorkers(n int) Option { return optionFunc(func(c *config) { c.workers = n }) }
 
 // CollectAll makes a parallel function run every item even when some fail,
 // and return all their errors joined with errors.Join, in input order. By

@@ -10,7 +10,7 @@ import (
 )
 
 // ParallelMap returns fn applied to each item, in the items' order, run on
-// up to WithConcurrency goroutines (GOMAXPROCS by default; never more than
+// up to WithWorkers goroutines (GOMAXPROCS by default; never more than
 // there are items, never one per item). The goroutines claim items in turn,
 // so an item costs one atomic add more than the call of fn.
 //
@@ -64,7 +64,7 @@ func parallel[T, R any](ctx context.Context, op string, items []T, fn func(conte
 	if err != nil {
 		return nil, err
 	}
-	workers := max(1, min(c.concurrency, len(items)))
+	workers := max(1, min(c.workers, len(items)))
 	ctx, call := startCall(ctx, c, op, len(items), workers)
 	b := ordered.NewBatch(ctx, items, workers, c.mode(), func(ctx context.Context, _ int, item T) (R, error) {
 		return fn(ctx, item)
@@ -80,13 +80,13 @@ func parallel[T, R any](ctx context.Context, op string, items []T, fn func(conte
 }
 
 // maxWindow bounds the values ParallelMapSeq holds pulled and not yet
-// yielded, however large the concurrency.
+// yielded, however many workers there are.
 const maxWindow = 1 << 16
 
 // ParallelMapSeq returns a sequence of fn applied to each value of seq, in
-// seq's order, run on up to WithConcurrency goroutines as ParallelMap runs
+// seq's order, run on up to WithWorkers goroutines as ParallelMap runs
 // it. Values are pulled from seq as goroutines free up, with at most twice
-// the concurrency pulled and not yet yielded, so it suits inputs too large
+// the workers pulled and not yet yielded, so it suits inputs too large
 // to hold in memory. Errors are yielded as ParallelMap returns them: by
 // default the first error is the last thing yielded. Breaking out of the
 // range cancels the items in flight and stops pulling from seq; the
@@ -105,9 +105,9 @@ func ParallelMapSeq[T, R any](ctx context.Context, seq iter.Seq[T], fn func(cont
 			yield(zero, err)
 			return
 		}
-		ctx, call := startCall(ctx, c, "parallel_map", -1, c.concurrency)
+		ctx, call := startCall(ctx, c, "parallel_map", -1, c.workers)
 		// The goroutines start as the values come, one more per value
-		// pulled until there are c.concurrency: a short sequence under a
+		// pulled until there are c.workers: a short sequence under a
 		// large concurrency starts no more than it needs. seq is pulled
 		// by a runner, under the stream's lock, so started needs no lock
 		// of its own, and the runner count cannot be zero when it grows.
@@ -116,7 +116,7 @@ func ParallelMapSeq[T, R any](ctx context.Context, seq iter.Seq[T], fn func(cont
 		started := 1
 		grow := func(yield func(T) bool) {
 			for v := range seq {
-				if started < c.concurrency {
+				if started < c.workers {
 					started++
 					s.AddRunner()
 					wg.Go(func() { s.Work(nil) })
@@ -126,7 +126,7 @@ func ParallelMapSeq[T, R any](ctx context.Context, seq iter.Seq[T], fn func(cont
 				}
 			}
 		}
-		window := min(2*c.concurrency, maxWindow)
+		window := min(2*c.workers, maxWindow)
 		s = ordered.NewStream(ctx, grow, 1, window, c.mode(), true,
 			func(ctx context.Context, _ int, item T) (R, error) { return fn(ctx, item) })
 		wg.Go(func() { s.Work(nil) })

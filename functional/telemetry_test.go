@@ -27,7 +27,7 @@ var attrsOf = telemetrytest.Attrs
 
 func TestParallelSpan(t *testing.T) {
 	r := newRecorders(t)
-	opts := append(r.opts, functional.WithConcurrency(3))
+	opts := append(r.opts, functional.WithWorkers(3))
 	_, err := functional.ParallelMap(bg, []int{1, 2, 3, 4, 5}, func(_ context.Context, x int) (int, error) { return x, nil }, opts...)
 	require.NoError(t, err)
 	_, err = functional.ParallelMap(bg, []int{1, 2}, func(context.Context, int) (int, error) { return 0, errors.New("bad") }, opts...)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"golang.org/x/time/rate"
 
 	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/otelpatterns/pool"
@@ -136,7 +137,7 @@ func TestHugeSizesAreErrors(t *testing.T) {
 func TestRateLimitedTaskMissesItsDeadline(t *testing.T) {
 	rec := telemetrytest.NewRecorders(t)
 	p, err := pool.New(func(_ context.Context, n int) (int, error) { return n, nil },
-		pool.WithRateLimit(1, 1), pool.WithWorkers(1), pool.WithMeterProvider(rec.MeterProvider))
+		pool.WithRateLimit(rate.NewLimiter(1, 1)), pool.WithWorkers(1), pool.WithMeterProvider(rec.MeterProvider))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +161,23 @@ func TestRateLimitedTaskMissesItsDeadline(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no task counted as rate_limited: %+v", m.Data)
+	}
+}
+
+// The pool waits on the limiter it is given, so pools and retry policies
+// that share one limiter share its budget: tokens taken elsewhere are
+// gone for the pool's tasks too.
+func TestRateLimitIsShared(t *testing.T) {
+	shared := rate.NewLimiter(rate.Every(time.Hour), 1)
+	p := mustNew(t, func(_ context.Context, n int) (int, error) { return n, nil },
+		pool.WithRateLimit(shared), pool.WithWorkers(1))
+	if !shared.Allow() { // someone else spends the one token
+		t.Fatal("a fresh limiter refused its first token")
+	}
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := p.Process(short, []int{1}); !errors.Is(err, pool.ErrRateLimited) {
+		t.Fatalf("Process after the shared token was spent = %v; want ErrRateLimited", err)
 	}
 }
 

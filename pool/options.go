@@ -27,13 +27,8 @@ type config struct {
 	workers   int
 	queueSize int
 	name      string
-	limit     *rateLimit
+	limiter   *rate.Limiter
 	tel       telemetry.Config
-}
-
-type rateLimit struct {
-	limit rate.Limit
-	burst int
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -54,10 +49,10 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("pool: WithQueueSize(%d): at most %d tasks may wait; a longer queue only holds memory that backpressure should bound", c.queueSize, ordered.MaxBuffer)
 	case c.name == "":
 		return c, fmt.Errorf("pool: WithName(\"\"): the name must not be empty; it labels the pool's spans and metrics")
-	case c.limit != nil && (c.limit.limit <= 0 || math.IsNaN(float64(c.limit.limit))):
-		return c, fmt.Errorf("pool: WithRateLimit(%v, %d): the limit must be more than 0 tasks a second (rate.Inf for none)", c.limit.limit, c.limit.burst)
-	case c.limit != nil && c.limit.limit != rate.Inf && c.limit.burst < 1:
-		return c, fmt.Errorf("pool: WithRateLimit(%v, %d): the burst must be at least 1, or no task could ever start", c.limit.limit, c.limit.burst)
+	case c.limiter != nil && (c.limiter.Limit() <= 0 || math.IsNaN(float64(c.limiter.Limit()))):
+		return c, fmt.Errorf("pool: WithRateLimit: the limiter's limit is %v; it must be more than 0 tasks a second (rate.Inf for none)", c.limiter.Limit())
+	case c.limiter != nil && c.limiter.Limit() != rate.Inf && c.limiter.Burst() < 1:
+		return c, fmt.Errorf("pool: WithRateLimit: the limiter's burst is %d; it must be at least 1, or no task could ever start", c.limiter.Burst())
 	}
 	return c, nil
 }
@@ -76,12 +71,16 @@ func WithQueueSize(n int) Option { return optionFunc(func(c *config) { c.queueSi
 // names. The default is "default".
 func WithName(name string) Option { return optionFunc(func(c *config) { c.name = name }) }
 
-// WithRateLimit limits how often tasks start: on average limit tasks a
-// second, with bursts of up to burst. A task waits for its turn on its
-// worker, honouring its context. Batch items count as tasks.
-func WithRateLimit(limit rate.Limit, burst int) Option {
-	return optionFunc(func(c *config) { c.limit = &rateLimit{limit: limit, burst: burst} })
-}
+// WithRateLimit makes every task wait for l before it starts, on its
+// worker, honouring its context: a task whose wait would outlast its
+// context's deadline fails at once with ErrRateLimited. Batch items count
+// as tasks. l may be shared with other pools or retry policies
+// (retry.WithRateLimit takes the same type), so that they share one
+// budget; nil, the default, is no limit. New refuses a limiter that could
+// never let a task start (a limit of 0, or a burst of 0 under a finite
+// limit); one changed later with SetLimit or SetBurst is the caller's to
+// keep sane.
+func WithRateLimit(l *rate.Limiter) Option { return optionFunc(func(c *config) { c.limiter = l }) }
 
 // WithTracerProvider sets the tracer provider; nil is ignored. The default
 // is the global one.

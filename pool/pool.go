@@ -107,14 +107,12 @@ func New[In, Out any](process func(context.Context, In) (Out, error), opts ...Op
 	}
 	p := &WorkerPool[In, Out]{
 		process:   process,
+		limiter:   cfg.limiter,
 		inst:      newInstruments(cfg.tel, cfg.name),
 		queue:     make(chan job[In, Out], cfg.queueSize),
 		workerSet: make(map[*worker]struct{}, cfg.workers),
 		stopping:  make(chan struct{}),
 		exited:    make(chan struct{}),
-	}
-	if cfg.limit != nil {
-		p.limiter = rate.NewLimiter(cfg.limit.limit, cfg.limit.burst)
 	}
 	base, kill := context.WithCancel(context.Background())
 	p.base, p.killTasks = context.WithValue(base, inTaskKey{}, p), kill

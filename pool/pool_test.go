@@ -58,13 +58,13 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 		fn   func(context.Context, int) (int, error)
 		opts []pool.Option
 	}{
-		"New(nil)":             {nil, nil},
-		"WithWorkers(0)":       {double, []pool.Option{pool.WithWorkers(0)}},
-		"WithWorkers(-3)":      {double, []pool.Option{pool.WithWorkers(-3)}},
-		"WithQueueSize(-1)":    {double, []pool.Option{pool.WithQueueSize(-1)}},
-		`WithName("")`:         {double, []pool.Option{pool.WithName("")}},
-		"WithRateLimit(0, 1)":  {double, []pool.Option{pool.WithRateLimit(0, 1)}},
-		"WithRateLimit(10, 0)": {double, []pool.Option{pool.WithRateLimit(10, 0)}},
+		"New(nil)":          {nil, nil},
+		"WithWorkers(0)":    {double, []pool.Option{pool.WithWorkers(0)}},
+		"WithWorkers(-3)":   {double, []pool.Option{pool.WithWorkers(-3)}},
+		"WithQueueSize(-1)": {double, []pool.Option{pool.WithQueueSize(-1)}},
+		`WithName("")`:      {double, []pool.Option{pool.WithName("")}},
+		"WithRateLimit: the limiter's limit is 0": {double, []pool.Option{pool.WithRateLimit(rate.NewLimiter(0, 1))}},
+		"WithRateLimit: the limiter's burst is 0": {double, []pool.Option{pool.WithRateLimit(rate.NewLimiter(10, 0))}},
 	}
 	for want, c := range cases {
 		t.Run(want, func(t *testing.T) {
@@ -74,7 +74,7 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 			assert.Contains(t, err.Error(), want, "the error names the option to fix")
 		})
 	}
-	p, err := pool.New(double, pool.WithQueueSize(0), pool.WithRateLimit(rate.Inf, 0), nil)
+	p, err := pool.New(double, pool.WithQueueSize(0), pool.WithRateLimit(rate.NewLimiter(rate.Inf, 0)), pool.WithRateLimit(nil), nil)
 	require.NoError(t, err, "a queue of 0, no rate limit and a nil option are all valid")
 	require.NoError(t, p.Close())
 }
@@ -493,7 +493,7 @@ func TestProcessFromTaskDoesNotHang(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	p := mustNew(t, double, pool.WithWorkers(4), pool.WithRateLimit(200, 1))
+	p := mustNew(t, double, pool.WithWorkers(4), pool.WithRateLimit(rate.NewLimiter(200, 1)))
 	start := time.Now()
 	out, err := p.Process(context.Background(), make([]int, 11))
 	require.NoError(t, err)

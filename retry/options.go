@@ -2,6 +2,7 @@ package retry
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -70,6 +71,10 @@ func newConfig(opts []Option) (*config, error) {
 		return nil, fmt.Errorf("retry: WithMaxRetryAfter(%v): the duration must not be negative", c.maxRetryAfter)
 	case c.name == "":
 		return nil, fmt.Errorf(`retry: WithName(""): the name must not be empty; it labels the policy's spans and metrics`)
+	case c.limiter != nil && (c.limiter.Limit() <= 0 || math.IsNaN(float64(c.limiter.Limit()))):
+		return nil, fmt.Errorf("retry: WithRateLimit: the limiter's limit is %v; it must be more than 0 attempts a second (rate.Inf for none)", c.limiter.Limit())
+	case c.limiter != nil && c.limiter.Limit() != rate.Inf && c.limiter.Burst() < 1:
+		return nil, fmt.Errorf("retry: WithRateLimit: the limiter's burst is %d; it must be at least 1, or no attempt could ever start", c.limiter.Burst())
 	}
 	return c, nil
 }
@@ -135,9 +140,12 @@ func WithBudget(b *Budget) Option { return optionFunc(func(c *config) { c.budget
 // breaker.ErrOpen.
 func WithBreaker(b *breaker.Breaker) Option { return optionFunc(func(c *config) { c.breaker = b }) }
 
-// WithRateLimit makes every attempt wait for l. An attempt that could not
-// start before ctx's deadline fails at once with ErrRateLimited, without
-// waiting.
+// WithRateLimit makes every attempt wait for l; nil, the default, is no
+// limit. An attempt that could not start before ctx's deadline fails at
+// once with ErrRateLimited, without waiting. l may be shared with other
+// policies and pools (pool.WithRateLimit takes the same type). New refuses
+// a limiter that could never let an attempt start (a limit of 0, or a
+// burst of 0 under a finite limit).
 func WithRateLimit(l *rate.Limiter) Option { return optionFunc(func(c *config) { c.limiter = l }) }
 
 // WithClock sets the clock the policy reads and sleeps on, for tests; nil

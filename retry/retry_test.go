@@ -62,16 +62,18 @@ func mustPolicy(t *testing.T, opts ...retry.Option) *retry.Policy {
 
 func TestNewRejectsBadConfiguration(t *testing.T) {
 	cases := map[string]retry.Option{
-		"WithMaxAttempts(0)":      retry.WithMaxAttempts(0),
-		"WithMaxAttempts(-2)":     retry.WithMaxAttempts(-2),
-		"Exponential(0s, 1s)":     retry.WithExponentialBackoff(0, time.Second, retry.FullJitter),
-		"Exponential(-1s, 1s)":    retry.WithExponentialBackoff(-time.Second, time.Second, retry.FullJitter),
-		"Exponential(2s, 1s)":     retry.WithExponentialBackoff(2*time.Second, time.Second, retry.NoJitter),
-		"unknown jitter":          retry.WithExponentialBackoff(time.Second, time.Second, retry.Jitter(9)),
-		"Constant(-1s)":           retry.WithConstantBackoff(-time.Second),
-		"WithMaxElapsed(-1s)":     retry.WithMaxElapsed(-time.Second),
-		"WithAttemptTimeout(-1s)": retry.WithAttemptTimeout(-time.Second),
-		`WithName("")`:            retry.WithName(""),
+		"WithMaxAttempts(0)":       retry.WithMaxAttempts(0),
+		"WithMaxAttempts(-2)":      retry.WithMaxAttempts(-2),
+		"Exponential(0s, 1s)":      retry.WithExponentialBackoff(0, time.Second, retry.FullJitter),
+		"Exponential(-1s, 1s)":     retry.WithExponentialBackoff(-time.Second, time.Second, retry.FullJitter),
+		"Exponential(2s, 1s)":      retry.WithExponentialBackoff(2*time.Second, time.Second, retry.NoJitter),
+		"unknown jitter":           retry.WithExponentialBackoff(time.Second, time.Second, retry.Jitter(9)),
+		"Constant(-1s)":            retry.WithConstantBackoff(-time.Second),
+		"WithMaxElapsed(-1s)":      retry.WithMaxElapsed(-time.Second),
+		"WithAttemptTimeout(-1s)":  retry.WithAttemptTimeout(-time.Second),
+		`WithName("")`:             retry.WithName(""),
+		"the limiter's limit is 0": retry.WithRateLimit(rate.NewLimiter(0, 1)),
+		"the limiter's burst is 0": retry.WithRateLimit(rate.NewLimiter(10, 0)),
 	}
 	for want, opt := range cases {
 		p, err := retry.New(opt)

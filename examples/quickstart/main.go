@@ -209,7 +209,7 @@ func (s *shop) lookUpPrices(ctx context.Context, tp trace.TracerProvider, mp met
 	defer span.End()
 	return functional.ParallelMap(ctx, skus, func(_ context.Context, sku string) (int, error) {
 		return 100 * int(sku[len(sku)-1]-'0'), nil
-	}, functional.WithConcurrency(2),
+	}, functional.WithWorkers(2),
 		functional.WithTracerProvider(tp), functional.WithMeterProvider(mp))
 }
 
