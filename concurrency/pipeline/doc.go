@@ -14,9 +14,10 @@
 //	if err := stored.Err(); err != nil { ... }
 //
 // By default the first error, or a panic, in any stage stops the whole
-// pipeline and is what Err returns; WithSkipFailed skips failed values
-// instead, counting them. Cancelling ctx, or breaking out of All, stops
-// every goroutine of the pipeline before All returns.
+// pipeline and is what Err returns; with CollectAll the run goes on past
+// failed values, dropping them, and Err returns their errors joined.
+// Cancelling ctx, or breaking out of All, stops every goroutine of the
+// pipeline before All returns.
 //
 // Pipeline[T] is the classic shape, a named chain of Stage[T, T].
 //

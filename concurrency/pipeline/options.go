@@ -16,15 +16,18 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
 	name      string
-	skip      bool
+	collect   bool
 	itemSpans bool
 	tel       telemetry.Config
 }
 
-// WithSkipFailed makes a pipeline skip a value whose stage failed (or
-// panicked), counting it (Flow.Skipped), instead of stopping at the first
-// failure.
-func WithSkipFailed() Option { return optionFunc(func(c *config) { c.skip = true }) }
+// CollectAll makes a pipeline go on past a value whose stage failed (or
+// panicked): the value is dropped from the flow and counted
+// (Flow.Skipped), and Err returns the failures joined: the first 8 of
+// them and a count of the rest, so that a run of any length holds bounded
+// memory. By default the first failure stops the run. The
+// name is the one pool and functional use for the same choice.
+func CollectAll() Option { return optionFunc(func(c *config) { c.collect = true }) }
 
 // WithItemSpans starts a "stage {name}" span for each value in each stage,
 // linked to the span of the value's previous hop, so a value can be

@@ -73,10 +73,11 @@ type run struct {
 	cancel   context.CancelCauseFunc
 	span     trace.Span
 	inst     *pipelineInstruments
-	skip     bool
+	collect  bool
 	items    bool
 	wg       sync.WaitGroup
 	failed   atomic.Int64
+	failures errs.Collector // the values' failures, with CollectAll
 	first    atomic.Pointer[error]
 	endOnce  sync.Once
 	observed []func()
@@ -94,7 +95,8 @@ func From[T any](ctx context.Context, name string, seq iter.Seq[T], opts ...Opti
 			o.apply(c)
 		}
 	}
-	r := &run{inst: newPipelineInstruments(c), skip: c.skip, items: c.itemSpans}
+	r := &run{inst: newPipelineInstruments(c), collect: c.collect, items: c.itemSpans}
+	r.failures.Limit = ordered.KeptErrors
 	out := &Flow[T]{run: r, ch: make(chan item[T], 1)}
 	if ctx == nil || name == "" || seq == nil {
 		r.ctx, r.cancel = context.WithCancelCause(context.Background())
@@ -189,7 +191,7 @@ func Then[In, Out any](in *Flow[In], s *Stage[In, Out]) *Flow[Out] {
 		return out
 	}
 	mode := ordered.FailFast
-	if r.skip {
+	if r.collect {
 		mode = ordered.CollectAll
 	}
 	stream := ordered.NewStream(r.ctx, source, s.workers, 16*s.workers, mode, !s.unordered, fn)
@@ -207,16 +209,17 @@ func Then[In, Out any](in *Flow[In], s *Stage[In, Out]) *Flow[Out] {
 	return out
 }
 
-// forward passes a stage's result on, or handles its error: skipped and
-// counted with WithSkipFailed, the end of the run otherwise. It reports
+// forward passes a stage's result on, or handles its error: skipped,
+// counted and kept with CollectAll, the end of the run otherwise. It reports
 // whether the stage should go on.
 func forward[T any](r *run, ch chan<- item[T], res item[T], err error, m stageMetrics) bool {
 	if err != nil {
 		switch {
 		case r.ctx.Err() != nil:
 			return false // the run is stopping; why is recorded where it began
-		case r.skip:
+		case r.collect:
 			r.failed.Add(1)
+			r.failures.Add(err)
 			m.failed.Add(r.ctx, 1, m.byStage...)
 			return true
 		default:
@@ -429,18 +432,25 @@ func (f *Flow[T]) All() iter.Seq[T] {
 }
 
 // Err returns the pipeline's error once All has returned: the first
-// failure of any stage, or the context's error, or nil. With
-// WithSkipFailed, failed values are skipped and counted instead (see
-// Skipped).
-func (f *Flow[T]) Err() error {
-	if errp := f.run.first.Load(); errp != nil {
-		return *errp
+// failure of any stage, or the context's error, or nil. With CollectAll,
+// it returns the failed values' errors joined (see CollectAll), after the
+// error that stopped the run if one did (a panicking source, the end of
+// ctx).
+func (f *Flow[T]) Err() error { return f.run.err() }
+
+func (r *run) err() error {
+	var stopped error
+	if errp := r.first.Load(); errp != nil {
+		stopped = *errp
 	}
-	return nil
+	if r.failures.Len() == 0 {
+		return stopped
+	}
+	return errors.Join(stopped, r.failures.Err())
 }
 
-// Skipped returns how many values were skipped because their stage failed,
-// with WithSkipFailed.
+// Skipped returns how many values were dropped from the flow because their
+// stage failed, with CollectAll.
 func (f *Flow[T]) Skipped() int64 { return f.run.failed.Load() }
 
 // start runs fn on a goroutine of the pipeline. A panic there (in a
@@ -484,8 +494,8 @@ func (r *run) end() {
 			u()
 		}
 		r.obsMu.Unlock()
-		if errp := r.first.Load(); errp != nil {
-			errs.Record(r.span, *errp)
+		if err := r.err(); err != nil {
+			errs.Record(r.span, err)
 		}
 		if r.span.IsRecording() && r.failed.Load() > 0 {
 			r.span.SetAttributes(keySkipped.Int64(r.failed.Load()))

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,7 +102,9 @@ func TestFirstFailureStopsThePipeline(t *testing.T) {
 	assert.LessOrEqual(t, after.Load(), int64(5), "nothing after the failed value reaches the next stage")
 }
 
-func TestSkipFailed(t *testing.T) {
+// With CollectAll a run goes on past failed values, drops them, and Err
+// returns every failure, the panic among them.
+func TestCollectAll(t *testing.T) {
 	odd := stage(t, "odd-only", func(_ context.Context, n int) (int, error) {
 		if n%2 == 0 {
 			return 0, fmt.Errorf("even %d", n)
@@ -111,11 +114,33 @@ func TestSkipFailed(t *testing.T) {
 		}
 		return n, nil
 	}, pipeline.WithWorkers(2))
-	out := pipeline.Then(pipeline.From(bg, "skip", slices.Values([]int{1, 2, 3, 4, 5, 6, 7, 9}), pipeline.WithSkipFailed()), odd)
+	out := pipeline.Then(pipeline.From(bg, "skip", slices.Values([]int{1, 2, 3, 4, 5, 6, 7, 9}), pipeline.CollectAll()), odd)
 	got := slices.Collect(out.All())
-	assert.NoError(t, out.Err())
 	assert.Equal(t, []int{1, 3, 5, 9}, got)
 	assert.EqualValues(t, 4, out.Skipped())
+	err := out.Err()
+	for _, want := range []string{"even 2", "even 4", "even 6", "seven"} {
+		assert.ErrorContains(t, err, want)
+	}
+	var pe *errs.PanicError
+	assert.ErrorAs(t, err, &pe)
+}
+
+// A CollectAll run over more failures than it keeps holds the first 8
+// and counts the rest, so its memory stays bounded on any input.
+func TestCollectAllKeepsBoundedErrors(t *testing.T) {
+	fail := stage(t, "fail", func(_ context.Context, n int) (int, error) { return 0, fmt.Errorf("value %d", n) })
+	in := make([]int, 1000)
+	for i := range in {
+		in[i] = i
+	}
+	out := pipeline.Then(pipeline.From(bg, "many", slices.Values(in), pipeline.CollectAll()), fail)
+	assert.Empty(t, slices.Collect(out.All()))
+	assert.EqualValues(t, 1000, out.Skipped())
+	err := out.Err()
+	require.Error(t, err)
+	assert.Equal(t, 8, strings.Count(err.Error(), "value "), "the failures kept")
+	assert.Contains(t, err.Error(), "and 992 more errors")
 }
 
 func TestPanicIsAnError(t *testing.T) {
@@ -303,7 +328,7 @@ func TestPipelineMetrics(t *testing.T) {
 		}
 		return n, nil
 	})
-	out := pipeline.Then(pipeline.From(bg, "m", slices.Values([]int{1, 2, 3}), pipeline.WithSkipFailed(),
+	out := pipeline.Then(pipeline.From(bg, "m", slices.Values([]int{1, 2, 3}), pipeline.CollectAll(),
 		pipeline.WithMeterProvider(r.MeterProvider), pipeline.WithTracerProvider(r.TracerProvider)), odd)
 	_ = slices.Collect(out.All())
 	m := r.Metrics(t)
@@ -382,7 +407,7 @@ func TestTelemetryReference(t *testing.T) {
 	})
 	require.NoError(t, err)
 	flow := pipeline.Batch(pipeline.Then(pipeline.From(ctx, "numbers", slices.Values([]int{1, 2, 3}),
-		pipeline.WithSkipFailed(), pipeline.WithItemSpans(),
+		pipeline.CollectAll(), pipeline.WithItemSpans(),
 		pipeline.WithTracerProvider(r.TracerProvider), pipeline.WithMeterProvider(r.MeterProvider)), odd), 2, 0)
 	metrics := telemetrytest.Collect(t, nil, r.Reader) // while the stage's buffer is observed
 	_ = slices.Collect(flow.All())

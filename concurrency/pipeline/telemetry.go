@@ -47,7 +47,7 @@ var pipelineCache = telemetry.NewCache(ScopeName, func(tel *telemetry.Telemetry)
 		tel:      tel,
 		in:       tel.Counter(metricItemsIn, "{item}", "Values a pipeline stage took in."),
 		out:      tel.Counter(metricItemsOut, "{item}", "Values a pipeline stage passed on."),
-		failed:   tel.Counter(metricFailed, "{item}", "Values skipped because their stage failed (WithSkipFailed)."),
+		failed:   tel.Counter(metricFailed, "{item}", "Values skipped because their stage failed (CollectAll)."),
 		duration: tel.Duration(metricItemDur, "How long a stage took over one value."),
 		buffer:   tel.ObservableUpDownCounter(metricBuffer, "{item}", "Values waiting in a stage's output buffer."),
 	}
