@@ -3,7 +3,6 @@ package retry
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -33,8 +32,6 @@ type config struct {
 	budget         *Budget
 	breaker        *breaker.Breaker
 	limiter        *rate.Limiter
-	clock          Clock
-	rand           func() float64
 	tel            telemetry.Config
 }
 
@@ -51,7 +48,6 @@ func newConfig(opts []Option) (*config, error) {
 	c := &config{
 		name: "default", maxAttempts: DefaultMaxAttempts, maxRetryAfter: DefaultMaxRetryAfter,
 		backoff: exponential{base: DefaultBase, max: DefaultCap, jitter: FullJitter},
-		clock:   realClock{}, rand: rand.Float64,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -147,27 +143,6 @@ func WithBreaker(b *breaker.Breaker) Option { return optionFunc(func(c *config) 
 // a limiter that could never let an attempt start (a limit of 0, or a
 // burst of 0 under a finite limit).
 func WithRateLimit(l *rate.Limiter) Option { return optionFunc(func(c *config) { c.limiter = l }) }
-
-// WithClock sets the clock the policy reads and sleeps on, for tests; nil
-// is ignored.
-func WithClock(clk Clock) Option {
-	return optionFunc(func(c *config) {
-		if clk != nil {
-			c.clock = clk
-		}
-	})
-}
-
-// WithRand sets the source of uniform numbers in [0, 1) that jitter draws
-// from, for tests; nil is ignored. It must be safe for concurrent use if
-// the policy is used concurrently.
-func WithRand(fn func() float64) Option {
-	return optionFunc(func(c *config) {
-		if fn != nil {
-			c.rand = fn
-		}
-	})
-}
 
 // WithTracerProvider sets the tracer provider; nil is ignored. The default
 // is the global one.

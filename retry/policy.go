@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"runtime/debug"
 	"time"
 
@@ -112,7 +113,7 @@ func (p *Policy) run(ctx context.Context, op func(context.Context) error, spans 
 	ran := telemetry.StartStopwatch(w.traced || p.inst.duration.Enabled(ctx))
 	var deadline time.Time
 	if c.maxElapsed > 0 {
-		deadline = c.clock.Now().Add(c.maxElapsed)
+		deadline = time.Now().Add(c.maxElapsed)
 	}
 	var (
 		prev time.Duration
@@ -152,7 +153,7 @@ func (p *Policy) run(ctx context.Context, op func(context.Context) error, spans 
 		}
 		delay, stop := p.next(ctx, n, called, prev, deadline, err)
 		if stop == nil {
-			stop = c.clock.Sleep(ctx, delay)
+			stop = sleep(ctx, delay)
 		}
 		if stop != nil {
 			failure := &Error{Attempts: n, Last: last, Cause: stop}
@@ -247,9 +248,9 @@ func (p *Policy) next(ctx context.Context, n int, called bool, prev time.Duratio
 	case hinted:
 		delay = min(max(after, 0), c.maxRetryAfter)
 	default:
-		delay = max(c.backoff.Delay(n, prev, c.rand), 0)
+		delay = max(c.backoff.Delay(n, prev, rand.Float64), 0)
 	}
-	if !deadline.IsZero() && c.clock.Now().Add(delay).After(deadline) {
+	if !deadline.IsZero() && time.Now().Add(delay).After(deadline) {
 		return 0, ErrElapsed
 	}
 	return delay, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"testing"
+	"testing/synctest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -14,12 +15,13 @@ import (
 
 // A policy with a breaker stops retrying once it opens, and makes no
 // attempt while it is open.
-func TestPolicyWithBreaker(t *testing.T) {
-	clk := newClock()
+func TestPolicyWithBreaker(t *testing.T) { synctest.Test(t, testPolicyWithBreaker) }
+
+func testPolicyWithBreaker(t *testing.T) {
 	b, err := breaker.New(breaker.WithTripAfter(2))
 	require.NoError(t, err)
 	defer b.Close()
-	p := mustPolicy(t, retry.WithMaxAttempts(5), retry.WithBreaker(b), retry.WithClock(clk))
+	p := mustPolicy(t, retry.WithMaxAttempts(5), retry.WithBreaker(b))
 	calls := 0
 	err = retry.Run(bg, p, func(context.Context) error { calls++; return io.EOF })
 	assert.Equal(t, 2, calls, "the breaker opens after 2 and stops the retries")

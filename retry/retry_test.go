@@ -5,8 +5,8 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -21,36 +21,19 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var bg = context.Background()
 
-// fakeClock sleeps by moving its time forward, at once.
-type fakeClock struct {
-	mu    sync.Mutex
-	now   time.Time
-	slept []time.Duration
-}
+// A tape records when each attempt began. Run inside a testing/synctest
+// bubble, where the policy's sleeps pass at once on a fake clock, its gaps
+// are the waits exactly.
+type tape struct{ at []time.Time }
 
-func newClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
+func (t *tape) mark() { t.at = append(t.at, time.Now()) }
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
+func (t *tape) gaps() []time.Duration {
+	var d []time.Duration
+	for i := 1; i < len(t.at); i++ {
+		d = append(d, t.at[i].Sub(t.at[i-1]))
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	c.slept = append(c.slept, d)
-	return nil
-}
-
-func (c *fakeClock) sleeps() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Duration(nil), c.slept...)
+	return d
 }
 
 func mustPolicy(t *testing.T, opts ...retry.Option) *retry.Policy {
@@ -83,25 +66,32 @@ func TestNewRejectsBadConfiguration(t *testing.T) {
 }
 
 func TestStopsAtMaxAttemptsWithoutSleepingAfterTheLast(t *testing.T) {
-	clk := newClock()
-	p := mustPolicy(t, retry.WithMaxAttempts(4), retry.WithConstantBackoff(time.Second), retry.WithClock(clk))
-	calls := 0
+	synctest.Test(t, testStopsAtMaxAttempts)
+}
+
+func testStopsAtMaxAttempts(t *testing.T) {
+	p := mustPolicy(t, retry.WithMaxAttempts(4), retry.WithConstantBackoff(time.Second))
+	var attempts tape
+	start := time.Now()
 	_, err := retry.Do(bg, p, func(context.Context) (int, error) {
-		calls++
+		attempts.mark()
 		return 0, io.ErrUnexpectedEOF
 	})
-	assert.Equal(t, 4, calls)
+	assert.Len(t, attempts.at, 4)
 	assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "the op's last error")
 	assert.ErrorIs(t, err, retry.ErrExhausted, "and why retrying stopped")
 	var re *retry.Error
 	require.ErrorAs(t, err, &re)
 	assert.Equal(t, 4, re.Attempts)
-	assert.Equal(t, []time.Duration{time.Second, time.Second, time.Second}, clk.sleeps(), "no sleep after the last attempt")
+	assert.Equal(t, []time.Duration{time.Second, time.Second, time.Second}, attempts.gaps())
+	assert.Equal(t, 3*time.Second, time.Since(start), "no sleep after the last attempt")
 	assert.Equal(t, "retry: attempts exhausted after 4 attempt(s): unexpected EOF", err.Error())
 }
 
-func TestSucceedsAfterFailures(t *testing.T) {
-	p := mustPolicy(t, retry.WithMaxAttempts(5), retry.WithClock(newClock()))
+func TestSucceedsAfterFailures(t *testing.T) { synctest.Test(t, testSucceedsAfterFailures) }
+
+func testSucceedsAfterFailures(t *testing.T) {
+	p := mustPolicy(t, retry.WithMaxAttempts(5))
 	calls := 0
 	v, err := retry.Do(bg, p, func(context.Context) (string, error) {
 		if calls++; calls < 3 {
@@ -114,8 +104,10 @@ func TestSucceedsAfterFailures(t *testing.T) {
 	assert.Equal(t, 3, calls)
 }
 
-func TestPermanentMeansOneCall(t *testing.T) {
-	p := mustPolicy(t, retry.WithMaxAttempts(5), retry.WithClock(newClock()))
+func TestPermanentMeansOneCall(t *testing.T) { synctest.Test(t, testPermanentMeansOneCall) }
+
+func testPermanentMeansOneCall(t *testing.T) {
+	p := mustPolicy(t, retry.WithMaxAttempts(5))
 	calls := 0
 	err := retry.Run(bg, p, func(context.Context) error {
 		calls++
@@ -127,8 +119,10 @@ func TestPermanentMeansOneCall(t *testing.T) {
 	assert.Nil(t, retry.Permanent(nil))
 }
 
-func TestRetryIf(t *testing.T) {
-	p := mustPolicy(t, retry.WithClock(newClock()), retry.WithRetryIf(func(err error) bool { return !errors.Is(err, io.EOF) }))
+func TestRetryIf(t *testing.T) { synctest.Test(t, testRetryIf) }
+
+func testRetryIf(t *testing.T) {
+	p := mustPolicy(t, retry.WithRetryIf(func(err error) bool { return !errors.Is(err, io.EOF) }))
 	calls := 0
 	err := retry.Run(bg, p, func(context.Context) error { calls++; return io.EOF })
 	assert.Equal(t, 1, calls)
@@ -185,30 +179,33 @@ func TestJitterBounds(t *testing.T) {
 	}
 }
 
-func TestRetryAfterIsHonouredAndCapped(t *testing.T) {
-	clk := newClock()
-	p := mustPolicy(t, retry.WithMaxAttempts(3), retry.WithClock(clk), retry.WithMaxRetryAfter(time.Second))
-	calls := 0
+func TestRetryAfterIsHonouredAndCapped(t *testing.T) { synctest.Test(t, testRetryAfter) }
+
+func testRetryAfter(t *testing.T) {
+	p := mustPolicy(t, retry.WithMaxAttempts(3), retry.WithMaxRetryAfter(time.Second))
+	var attempts tape
 	err := retry.Run(bg, p, func(context.Context) error {
-		calls++
-		if calls == 1 {
+		attempts.mark()
+		if len(attempts.at) == 1 {
 			return retry.RetryAfter(300*time.Millisecond, io.EOF)
 		}
 		return retry.RetryAfter(time.Hour, io.EOF)
 	})
 	assert.ErrorIs(t, err, io.EOF)
-	assert.Equal(t, []time.Duration{300 * time.Millisecond, time.Second}, clk.sleeps())
+	assert.Equal(t, []time.Duration{300 * time.Millisecond, time.Second}, attempts.gaps())
 }
 
-func TestMaxElapsed(t *testing.T) {
-	clk := newClock()
+func TestMaxElapsed(t *testing.T) { synctest.Test(t, testMaxElapsed) }
+
+func testMaxElapsed(t *testing.T) {
 	p := mustPolicy(t, retry.WithMaxAttempts(100), retry.WithConstantBackoff(time.Second),
-		retry.WithMaxElapsed(2500*time.Millisecond), retry.WithClock(clk))
-	calls := 0
-	err := retry.Run(bg, p, func(context.Context) error { calls++; return io.EOF })
+		retry.WithMaxElapsed(2500*time.Millisecond))
+	var attempts tape
+	start := time.Now()
+	err := retry.Run(bg, p, func(context.Context) error { attempts.mark(); return io.EOF })
 	assert.ErrorIs(t, err, retry.ErrElapsed)
-	assert.Equal(t, 3, calls, "at 0s, 1s and 2s; a wait to 3s would end past 2.5s")
-	assert.Equal(t, []time.Duration{time.Second, time.Second}, clk.sleeps(), "no sleep that ends past the limit is started")
+	assert.Len(t, attempts.at, 3, "at 0s, 1s and 2s; a wait to 3s would end past 2.5s")
+	assert.Equal(t, 2*time.Second, time.Since(start), "no sleep that ends past the limit is started")
 }
 
 func TestAttemptTimeout(t *testing.T) {
@@ -232,10 +229,12 @@ func TestAttemptTimeout(t *testing.T) {
 	})
 }
 
-func TestBudget(t *testing.T) {
+func TestBudget(t *testing.T) { synctest.Test(t, testBudget) }
+
+func testBudget(t *testing.T) {
 	budget, err := retry.NewBudget(4, 0.5, nil)
 	require.NoError(t, err)
-	p := mustPolicy(t, retry.WithMaxAttempts(10), retry.WithBudget(budget), retry.WithClock(newClock()))
+	p := mustPolicy(t, retry.WithMaxAttempts(10), retry.WithBudget(budget))
 	calls := 0
 	err = retry.Run(bg, p, func(context.Context) error { calls++; return io.EOF })
 	assert.ErrorIs(t, err, retry.ErrBudgetExhausted)
@@ -254,7 +253,7 @@ func TestBudget(t *testing.T) {
 
 	floor, err := retry.NewBudget(2, 0.1, rate.NewLimiter(rate.Inf, 1))
 	require.NoError(t, err)
-	pf := mustPolicy(t, retry.WithMaxAttempts(5), retry.WithBudget(floor), retry.WithClock(newClock()))
+	pf := mustPolicy(t, retry.WithMaxAttempts(5), retry.WithBudget(floor))
 	calls = 0
 	err = retry.Run(bg, pf, func(context.Context) error { calls++; return io.EOF })
 	assert.Equal(t, 5, calls, "the floor grants retries beyond the budget")

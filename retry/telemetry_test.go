@@ -27,7 +27,7 @@ func newRecorders(t *testing.T) recorders { return recorders{telemetrytest.NewRe
 
 func (r recorders) policy(t *testing.T, opts ...retry.Option) *retry.Policy {
 	return mustPolicy(t, append([]retry.Option{retry.WithTracerProvider(r.TracerProvider), retry.WithMeterProvider(r.MeterProvider),
-		retry.WithName("payments"), retry.WithClock(newClock())}, opts...)...)
+		retry.WithName("payments"), retry.WithConstantBackoff(time.Millisecond)}, opts...)...)
 }
 
 var attrs = telemetrytest.Attrs
