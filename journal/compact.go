@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/otelpatterns/otelpatterns/errs"
 )
@@ -70,7 +71,7 @@ func (l *File) compact(ctx context.Context) (err error) {
 	}()
 
 	l.state.Lock()
-	l.idx.expire(l.cfg.now(), l.cfg.horizon)
+	l.idx.expire(time.Now(), l.cfg.horizon)
 	l.state.Unlock()
 
 	var written int64

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -334,9 +335,9 @@ func TestCompactionBoundsTheLog(t *testing.T) {
 	}
 }
 
+// Each log runs in a testing/synctest bubble, where the sleep of two hours
+// passes at once on the log's clock.
 func TestTombstonesExpire(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
 	end := journal.Record{Kind: "end", End: true}
 	check := func(t *testing.T, l journal.Log, compact func()) {
 		mustAppend(t, l, "old", 0, end)
@@ -346,30 +347,34 @@ func TestTombstonesExpire(t *testing.T) {
 		if err := l.Append(context.Background(), "old", 0, end); !errors.Is(err, journal.ErrEnded) {
 			t.Fatalf("within the horizon, reusing a forgotten ID = %v, want ErrEnded", err)
 		}
-		now = now.Add(2 * time.Hour)
+		time.Sleep(2 * time.Hour)
 		compact()
 		mustAppend(t, l, "old", 0, journal.Record{Kind: "begin"})
 	}
 	t.Run("memory", func(t *testing.T) {
-		m, err := journal.NewMemory(journal.WithTombstoneHorizon(time.Hour), journal.WithNow(clock))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
-		check(t, m, func() { // a Forget drops the expired tombstones
-			mustAppend(t, m, "other", 0, end)
-			if err := m.Forget(context.Background(), "other"); err != nil {
+		synctest.Test(t, func(t *testing.T) {
+			m, err := journal.NewMemory(journal.WithTombstoneHorizon(time.Hour))
+			if err != nil {
 				t.Fatal(err)
 			}
+			defer m.Close()
+			check(t, m, func() { // a Forget drops the expired tombstones
+				mustAppend(t, m, "other", 0, end)
+				if err := m.Forget(context.Background(), "other"); err != nil {
+					t.Fatal(err)
+				}
+			})
 		})
 	})
 	t.Run("file", func(t *testing.T) {
-		l := mustOpen(t, t.TempDir(), journal.WithTombstoneHorizon(time.Hour), journal.WithNow(clock))
-		defer l.Close()
-		check(t, l, func() {
-			if err := l.Compact(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+		synctest.Test(t, func(t *testing.T) {
+			l := mustOpen(t, t.TempDir(), journal.WithTombstoneHorizon(time.Hour))
+			defer l.Close()
+			check(t, l, func() {
+				if err := l.Compact(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			})
 		})
 	})
 }

@@ -119,7 +119,7 @@ func (m *Memory) Forget(ctx context.Context, txID string) error {
 	}
 	write, err := m.idx.head(txID).forgettable(txID)
 	if write {
-		now := m.cfg.now()
+		now := time.Now()
 		// Sweeping visits every tombstone: do it a few times a horizon,
 		// not at every Forget.
 		if h := m.cfg.horizon; h > 0 && now.Sub(m.swept) > h/8 {

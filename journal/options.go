@@ -37,7 +37,6 @@ type config struct {
 	maxPayload  int
 	maxGroup    int
 	horizon     time.Duration
-	now         func() time.Time
 	fs          fsys // nil: the operating system's
 	tel         telemetry.Config
 }
@@ -45,7 +44,7 @@ type config struct {
 func newConfig(opts []Option) (*config, error) {
 	c := &config{
 		segmentSize: DefaultSegmentSize, maxPayload: DefaultMaxPayload,
-		maxGroup: DefaultMaxGroup, horizon: DefaultTombstoneHorizon, now: time.Now,
+		maxGroup: DefaultMaxGroup, horizon: DefaultTombstoneHorizon,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -90,15 +89,6 @@ func WithMaxGroup(n int) Option { return optionFunc(func(c *config) { c.maxGroup
 // default is DefaultTombstoneHorizon.
 func WithTombstoneHorizon(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.horizon = d })
-}
-
-// WithNow sets the clock that dates tombstones, for tests; nil is ignored.
-func WithNow(now func() time.Time) Option {
-	return optionFunc(func(c *config) {
-		if now != nil {
-			c.now = now
-		}
-	})
 }
 
 // WithTracerProvider sets the tracer provider; nil is ignored. The default

@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // errLead is what a queued request is told when it comes to the head of
@@ -71,7 +72,7 @@ func (l *File) commit(group []*request) {
 				r.done <- nil
 				continue
 			}
-			r.at = l.cfg.now()
+			r.at = time.Now()
 			r.records = []Record{tombstone(r.txID, r.at)}
 			h = head{forgotten: true}
 		default:

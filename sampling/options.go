@@ -45,8 +45,12 @@ func WithKey(key func(p Params) string) AdaptiveOption {
 	return optionFunc(func(c *adaptiveConfig) { c.key = key })
 }
 
-// WithClock sets the clock the intervals are measured on, for simulations
-// and tests that step through time; the default is time.Now.
+// WithClock sets the clock the intervals are measured on; the default is
+// time.Now. It is for simulations and replays that step through recorded
+// time, such as sizing a target against a day's traffic in seconds: unlike
+// the other packages' tests, which use testing/synctest, such a run lives
+// outside a test, so this is the one clock option the library keeps. With
+// it the clock is read at every decision, where the default reads none.
 func WithClock(now func() time.Time) AdaptiveOption {
 	return optionFunc(func(c *adaptiveConfig) { c.now, c.stepped = now, true })
 }

@@ -235,7 +235,7 @@ func (l *Log) tryGroup(ctx context.Context, group []*request) (outcome, error) {
 // queue1 queues r's statement.
 func (l *Log) queue1(b *pgx.Batch, r *request) {
 	if r.op == opForget {
-		r.at = l.cfg.now()
+		r.at = time.Now()
 		b.Queue(l.sql.forget, r.txID, r.at)
 		return
 	}

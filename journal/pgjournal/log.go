@@ -308,7 +308,7 @@ func (l *Log) sweep() {
 	if h <= 0 {
 		return
 	}
-	now := l.cfg.now()
+	now := time.Now()
 	l.sweepMu.Lock()
 	if now.Sub(l.swept) <= h/8 {
 		l.sweepMu.Unlock()

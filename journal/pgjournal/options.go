@@ -57,7 +57,6 @@ type config struct {
 	maxGroup     int
 	horizon      time.Duration
 	writeTimeout time.Duration
-	now          func() time.Time
 	tel          telemetry.Config
 }
 
@@ -66,7 +65,7 @@ var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,39}$`)
 func newConfig() *config {
 	return &config{
 		prefix: DefaultTablePrefix, maxPayload: DefaultMaxPayload, maxGroup: DefaultMaxGroup,
-		horizon: DefaultTombstoneHorizon, writeTimeout: DefaultWriteTimeout, now: time.Now,
+		horizon: DefaultTombstoneHorizon, writeTimeout: DefaultWriteTimeout,
 	}
 }
 
@@ -119,15 +118,6 @@ func WithTombstoneHorizon(d time.Duration) Option {
 // The default is DefaultWriteTimeout.
 func WithWriteTimeout(d time.Duration) Option {
 	return openOption(func(c *config) { c.writeTimeout = d })
-}
-
-// WithNow sets the clock that dates tombstones, for tests; nil is ignored.
-func WithNow(now func() time.Time) Option {
-	return openOption(func(c *config) {
-		if now != nil {
-			c.now = now
-		}
-	})
 }
 
 // WithTracerProvider sets the tracer provider; nil is ignored. The default
