@@ -259,7 +259,7 @@ func (l *Log) queue1(b *pgx.Batch, r *request) {
 	last := r.rows[n-1]
 	args := []any{r.txID, last.seq, maxEpoch, last.end, seq, epoch, kind, step, attempt, end, payload, carrier}
 	if r.expectSeq == 0 {
-		b.Queue(l.sql.appendNew, args...)
+		b.Queue(l.sql.appendNew, append(args, minEpoch)...)
 		return
 	}
 	b.Queue(l.sql.appendNext, append(args, int64(r.expectSeq), minEpoch)...)
@@ -302,8 +302,8 @@ type head struct {
 func (h head) refusal(r *request, exists bool) error {
 	if r.op == opForget {
 		switch {
-		case !exists, h.forgotten:
-			return nil // forgetting an unknown or forgotten transaction does nothing
+		case !exists, h.forgotten, h.seq == 0:
+			return nil // forgetting an unknown or forgotten transaction (or a lease's head) does nothing
 		case !h.ended:
 			return fmt.Errorf("%w: %q is still pending; only an ended transaction can be forgotten", journal.ErrNotEnded, r.txID)
 		}

@@ -53,7 +53,25 @@
 //	    carrier jsonb,
 //	    PRIMARY KEY (tx_id, seq)
 //	);
-//	INSERT INTO otelpatterns_journal_schema (version) VALUES (1) ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version;
+//	ALTER TABLE otelpatterns_journal_transactions
+//	    ADD COLUMN IF NOT EXISTS owner text,
+//	    ADD COLUMN IF NOT EXISTS lease_expires timestamptz;
+//	DO $$
+//	DECLARE c name;
+//	BEGIN
+//	    FOR c IN SELECT conname FROM pg_constraint
+//	        WHERE conrelid = 'otelpatterns_journal_transactions'::regclass AND contype = 'c' AND pg_get_constraintdef(oid) = 'CHECK ((last_seq > 0))'
+//	    LOOP
+//	        EXECUTE format('ALTER TABLE otelpatterns_journal_transactions DROP CONSTRAINT %I', c);
+//	    END LOOP;
+//	END $$;
+//	ALTER TABLE otelpatterns_journal_transactions
+//	    ADD CHECK (last_seq >= 0),
+//	    ADD CHECK ((owner IS NULL) = (lease_expires IS NULL));
+//	INSERT INTO otelpatterns_journal_schema (version) VALUES (2) ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version;
+//
+// The ALTER statements are version 2 (the leases); a database at version
+// 1 runs only them, and a new one runs everything. Migrate does the same.
 //
 // A transactions row is the head of one transaction: its last sequence
 // number, its owner's epoch, whether it has ended, and, for a tombstone,
@@ -64,12 +82,10 @@
 // store it. Payloads are bytea, carriers jsonb objects; an empty payload or
 // carrier is NULL and loads as nil, as in the file log.
 //
-// The head is where a lease will go: an owner, a lease epoch and an expiry
-// per transaction are three more columns of the transactions row (a
-// migration to SchemaVersion 2, with an index on the expiry of the pending
-// rows), claimed with UPDATE ... FOR UPDATE SKIP LOCKED; the lease's epoch
-// is the epoch that the appends already fence on, so the fencing below
-// does not change.
+// The head also holds the transaction's lease: its owner and its expiry
+// (see Leases). A head with last_seq 0 has no records yet: it holds a
+// lease taken before the first append, is not pending, and loads as an
+// unknown transaction.
 //
 // # Fencing
 //
@@ -83,6 +99,33 @@
 // re-checks its conditions on the row as the first left it, and is
 // refused. A refused Append writes nothing; the log then reads the head to
 // say why: journal.ErrEnded, journal.ErrFenced or a *journal.ConflictError.
+//
+// # Leases
+//
+// Log is a journal.Leaser, so that the runners of several replicas share
+// one log: each transaction is driven by the replica that holds its lease,
+// and one whose replica died is taken over once its lease expires. The
+// lease is on the head row, and its epoch is the head's epoch, the very
+// one the appends fence on: Acquire and Claim raise it in the statement
+// that takes the lease, under the row lock that serialises the appends. So
+// the argument for two owners is the argument for two writers above. Once
+// B's lease is committed at epoch e, every append of A's (epoch below e)
+// that had not committed waits for the row and then fails its condition:
+// journal.ErrFenced, however long A paused and whatever A's clock says.
+// An append of A's that committed first is simply before the take-over, and
+// B reads it when it loads the transaction. Expiry is decided on the
+// database's clock (clock_timestamp()), the one clock every replica
+// shares, so replicas' clocks may drift; Lease.Expires is on that clock too.
+//
+// Claim takes the unowned and expired pending transactions with UPDATE ...
+// FROM (SELECT ... FOR UPDATE SKIP LOCKED), so concurrent claimers, in any
+// process, never wait for one another and never take one transaction
+// twice: a row that another claimer took meanwhile is re-checked after its
+// lock and dropped. Renew extends the owner's own leases (expired ones too,
+// as long as nobody took them) and reports the rest as lost; Release
+// clears the owner, so that the next Claim takes the transaction at once.
+// Lease statements commit with synchronous_commit on, as appends do: a
+// lease that a crash of the server undid could leave two owners.
 // Forget marks the head forgotten and deletes the records in one
 // statement; the head stays as the tombstone until the horizon passes.
 //

@@ -218,7 +218,7 @@ func (l *Log) Load(ctx context.Context, txID string) ([]journal.Record, error) {
 			return nil, fmt.Errorf("%w: %q", journal.ErrForgotten, txID)
 		}
 		if seq == nil || epoch == nil || kind == nil || step == nil || attempt == nil || end == nil {
-			continue // a head without records: not written by this package
+			continue // a head without records: a lease taken before the first append
 		}
 		w.seq, w.epoch, w.kind, w.step, w.attempt, w.end = *seq, *epoch, *kind, *step, *attempt, *end
 		r, err := w.record(txID)

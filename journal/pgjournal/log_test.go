@@ -111,9 +111,11 @@ func TestOpenWithoutTables(t *testing.T) {
 func TestDocumentedSchema(t *testing.T) {
 	doc := readDoc(t)
 	s := newStatements(DefaultTablePrefix)
-	for _, line := range strings.Split(s.fill(migrations[0]), "\n") {
-		if !strings.Contains(doc, "//\t"+line+"\n") {
-			t.Errorf("doc.go's schema lacks the line %q of Migrate", line)
+	for v, m := range migrations {
+		for _, line := range strings.Split(s.fill(m), "\n") {
+			if !strings.Contains(doc, "//\t"+line+"\n") {
+				t.Errorf("doc.go's schema lacks the line %q of Migrate's version %d", line, v+1)
+			}
 		}
 	}
 	if !strings.Contains(doc, fmt.Sprintf("VALUES (%d) ON CONFLICT", SchemaVersion)) {
@@ -388,5 +390,95 @@ func TestTelemetryReference(t *testing.T) {
 	}
 	if migrated := r.Ended(spanMigrate); len(migrated) != 1 {
 		t.Fatalf("%d journal.migrate spans, want 1", len(migrated))
+	}
+}
+
+// A database at version 1 (before the leases) is brought to version 2 by
+// Migrate, its records kept: Open refuses it until then.
+func TestMigrateFromVersion1(t *testing.T) {
+	pool := newPool(t)
+	ctx := context.Background()
+	prefix := newTables(t, pool)
+	s := newStatements(prefix)
+	// Rebuild the tables as version 1 left them, with a transaction in them.
+	if _, err := pool.Exec(ctx, "DROP TABLE "+s.records+", "+s.transactions+"; "+s.fill(migrations[0])+
+		"; UPDATE "+s.schema+" SET version = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, "INSERT INTO "+s.transactions+" (tx_id, last_seq, epoch) VALUES ('old', 1, 1); "+
+		"INSERT INTO "+s.records+" (tx_id, seq, epoch, kind, step, attempt, is_end) VALUES ('old', 1, 1, 'begin', '', 0, false)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, pool, WithTablePrefix(prefix)); !errors.Is(err, ErrSchema) || !strings.Contains(err.Error(), "version 1") {
+		t.Fatalf("Open of a version-1 database = %v, want ErrSchema naming version 1", err)
+	}
+	if err := Migrate(ctx, pool, WithTablePrefix(prefix)); err != nil {
+		t.Fatalf("Migrate from version 1 = %v", err)
+	}
+	l := mustOpen(t, pool, prefix)
+	if recs, err := l.Load(ctx, "old"); err != nil || len(recs) != 1 || recs[0].Kind != "begin" {
+		t.Fatalf("after the upgrade, Load = %+v, %v; want the one record kept", recs, err)
+	}
+	claimed, err := l.Claim(ctx, "a", time.Minute, 10)
+	if err != nil || len(claimed) != 1 || claimed[0].TxID != "old" || claimed[0].Epoch != 2 {
+		t.Fatalf("Claim after the upgrade = %+v, %v; want old at epoch 2", claimed, err)
+	}
+	if _, err := l.Acquire(ctx, "new", "a", time.Minute); err != nil {
+		t.Fatalf("Acquire of a new transaction after the upgrade = %v (the last_seq > 0 check must be gone)", err)
+	}
+	if err := Migrate(ctx, pool, WithTablePrefix(prefix)); err != nil {
+		t.Fatalf("Migrate again = %v", err)
+	}
+}
+
+// Leases shared by two logs, as two replicas share them: the fence holds
+// across processes, a lease's head is neither pending nor loaded, and
+// expiry is on the database's clock.
+func TestLeasesAcrossLogs(t *testing.T) {
+	pool := newPool(t)
+	prefix := newTables(t, pool)
+	a, b := mustOpen(t, pool, prefix), mustOpen(t, pool, prefix)
+	ctx := context.Background()
+
+	la, err := a.Acquire(ctx, "tx", "replica-a", 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := b.Pending(ctx); err != nil || len(p) != 0 {
+		t.Fatalf("Pending with only a lease's head = %q, %v; want none", p, err)
+	}
+	if recs, err := b.Load(ctx, "tx"); err != nil || recs != nil {
+		t.Fatalf("Load of a lease's head = %v, %v; want an unknown transaction", recs, err)
+	}
+	if err := b.Forget(ctx, "tx"); err != nil {
+		t.Fatalf("Forget of a lease's head = %v, want nil (nothing to forget)", err)
+	}
+	if _, err := b.Acquire(ctx, "tx", "replica-b", time.Minute); !errors.Is(err, journal.ErrLeased) {
+		t.Fatalf("the other replica's Acquire of a held lease = %v, want ErrLeased", err)
+	}
+	var expires time.Time
+	if err := pool.QueryRow(ctx, "SELECT lease_expires FROM "+newStatements(prefix).transactions+" WHERE tx_id = 'tx'").Scan(&expires); err != nil || !expires.Equal(la.Expires) {
+		t.Fatalf("the lease's expiry in the table = %v, %v; want the one returned, %v", expires, err, la.Expires)
+	}
+	time.Sleep(300 * time.Millisecond)
+	lb, err := b.Acquire(ctx, "tx", "replica-b", time.Minute)
+	if err != nil || lb.Epoch != la.Epoch+1 {
+		t.Fatalf("Acquire after the expiry = %+v, %v; want epoch %d", lb, err, la.Epoch+1)
+	}
+	r := rec("begin")
+	r.Epoch = la.Epoch
+	if err := a.Append(ctx, "tx", 0, r); !errors.Is(err, journal.ErrFenced) {
+		t.Fatalf("the first owner's first Append after the take-over = %v, want ErrFenced", err)
+	}
+	r.Epoch = lb.Epoch
+	mustAppend(t, b, "tx", 0, r)
+	if lost, err := a.Renew(ctx, "replica-a", time.Minute, []string{"tx", "never\xff"}); err != nil || len(lost) != 2 {
+		t.Fatalf("the first owner's Renew = %q, %v; want both lost", lost, err)
+	}
+	if err := a.Release(ctx, "replica-a", "tx"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Acquire(ctx, "tx", "replica-a", time.Minute); !errors.Is(err, journal.ErrLeased) {
+		t.Fatalf("Acquire after a Release by one who did not hold it = %v, want ErrLeased", err)
 	}
 }

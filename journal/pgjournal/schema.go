@@ -15,15 +15,15 @@ import (
 
 // SchemaVersion is the version of the tables that this package reads and
 // writes; Migrate brings a database to it.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // ErrSchema is an Open of a database whose tables are missing or at
 // another version than SchemaVersion.
 var ErrSchema = errors.New("pgjournal: the journal's tables are missing or at another version")
 
 // migrations[v-1] takes the tables from version v-1 to v. Each runs in the
-// transaction of Migrate, under its advisory lock. A later version (such as
-// the lease columns) is a new entry here and a new block in doc.go.
+// transaction of Migrate, under its advisory lock. A later version is a new
+// entry here and a new block in doc.go.
 var migrations = []string{
 	// 1: the head of each transaction, its records, tombstones.
 	`CREATE TABLE IF NOT EXISTS {transactions} (
@@ -47,6 +47,23 @@ CREATE TABLE IF NOT EXISTS {records} (
     carrier jsonb,
     PRIMARY KEY (tx_id, seq)
 );`,
+	// 2: leases on the head; a head with no records holds a lease taken
+	// before the first append (last_seq 0).
+	`ALTER TABLE {transactions}
+    ADD COLUMN IF NOT EXISTS owner text,
+    ADD COLUMN IF NOT EXISTS lease_expires timestamptz;
+DO $$
+DECLARE c name;
+BEGIN
+    FOR c IN SELECT conname FROM pg_constraint
+        WHERE conrelid = '{transactions}'::regclass AND contype = 'c' AND pg_get_constraintdef(oid) = 'CHECK ((last_seq > 0))'
+    LOOP
+        EXECUTE format('ALTER TABLE {transactions} DROP CONSTRAINT %I', c);
+    END LOOP;
+END $$;
+ALTER TABLE {transactions}
+    ADD CHECK (last_seq >= 0),
+    ADD CHECK ((owner IS NULL) = (lease_expires IS NULL));`,
 }
 
 // statements are the SQL of one log, with its table names filled in.
@@ -56,6 +73,8 @@ type statements struct {
 	appendNew, appendNext, forget string
 	begin, head, load, pending    string
 	countPending, sweep, version  string
+
+	acquire, holder, claim, renew, release string
 }
 
 func newStatements(prefix string) *statements {
@@ -76,9 +95,12 @@ func newStatements(prefix string) *statements {
         AS r(seq, epoch, kind, step, attempt, is_end, payload, carrier)
 )
 SELECT count(*) FROM head`
+	// A new transaction's head is inserted, or is the head that a lease
+	// made before the first append (last_seq 0), fenced as appendNext's.
 	s.appendNew = s.fill(`WITH head AS (
-    INSERT INTO {transactions} (tx_id, last_seq, epoch, ended) VALUES ($1, $2, $3, $4)
-    ON CONFLICT (tx_id) DO NOTHING
+    INSERT INTO {transactions} AS t (tx_id, last_seq, epoch, ended) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (tx_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, epoch = GREATEST(t.epoch, EXCLUDED.epoch), ended = EXCLUDED.ended
+    WHERE t.last_seq = 0 AND t.epoch <= $13 AND NOT t.ended
     RETURNING tx_id
 )` + insertRecords)
 	s.appendNext = s.fill(`WITH head AS (
@@ -104,8 +126,39 @@ SELECT count(*) FROM head`)
 FROM {transactions} t LEFT JOIN {records} r ON r.tx_id = t.tx_id
 WHERE t.tx_id = $1
 ORDER BY r.seq`)
-	s.pending = s.fill(`SELECT tx_id FROM {transactions} WHERE NOT ended ORDER BY tx_id`)
-	s.countPending = s.fill(`SELECT count(*) FROM {transactions} WHERE NOT ended`)
+	s.pending = s.fill(`SELECT tx_id FROM {transactions} WHERE NOT ended AND last_seq > 0 ORDER BY tx_id`)
+	s.countPending = s.fill(`SELECT count(*) FROM {transactions} WHERE NOT ended AND last_seq > 0`)
+
+	// The leases, on the database's clock (clock_timestamp, not the
+	// transaction's start, which a wait for a row lock would make stale).
+	// Taking one raises the epoch that the appends fence on.
+	s.acquire = s.fill(`INSERT INTO {transactions} AS t (tx_id, last_seq, epoch, ended, owner, lease_expires)
+VALUES ($1, 0, 1, false, $2, clock_timestamp() + $3::bigint * interval '1 microsecond')
+ON CONFLICT (tx_id) DO UPDATE SET epoch = t.epoch + 1, owner = EXCLUDED.owner, lease_expires = EXCLUDED.lease_expires
+WHERE NOT t.ended AND (t.owner IS NULL OR t.owner = EXCLUDED.owner OR t.lease_expires <= clock_timestamp())
+RETURNING epoch, lease_expires`)
+	s.holder = s.fill(`SELECT ended, CASE WHEN lease_expires > clock_timestamp() THEN owner END, lease_expires
+FROM {transactions} WHERE tx_id = $1`)
+	s.claim = s.fill(`UPDATE {transactions} AS t
+SET epoch = t.epoch + 1, owner = $1, lease_expires = clock_timestamp() + $2::bigint * interval '1 microsecond'
+FROM (
+    SELECT tx_id FROM {transactions}
+    WHERE NOT ended AND last_seq > 0 AND (owner IS NULL OR lease_expires <= clock_timestamp())
+    ORDER BY tx_id LIMIT $3
+    FOR UPDATE SKIP LOCKED
+) AS free
+WHERE t.tx_id = free.tx_id
+RETURNING t.tx_id, t.epoch, t.lease_expires`)
+	s.renew = s.fill(`WITH renewed AS (
+    UPDATE {transactions} SET lease_expires = clock_timestamp() + $2::bigint * interval '1 microsecond'
+    WHERE tx_id = ANY($3::text[]) AND owner = $1 AND NOT ended
+    RETURNING tx_id
+)
+SELECT id FROM unnest($3::text[]) AS id
+WHERE id NOT IN (SELECT tx_id FROM renewed)
+    AND NOT EXISTS (SELECT 1 FROM {transactions} t WHERE t.tx_id = id AND t.ended)`)
+	s.release = s.fill(`UPDATE {transactions} SET owner = NULL, lease_expires = NULL
+WHERE tx_id = ANY($2::text[]) AND owner = $1`)
 	s.sweep = s.fill(`DELETE FROM {transactions} WHERE tx_id IN (
     SELECT tx_id FROM {transactions} WHERE forgotten_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED
 )`)

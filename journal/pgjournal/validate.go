@@ -27,26 +27,39 @@ type row struct {
 	carrier             *string // JSON; nil for an empty carrier
 }
 
+// checkID checks a transaction ID as the file log does, and that a text
+// column can store it.
+func checkID(txID string) error {
+	switch {
+	case txID == "":
+		return invalidError(txID, -1, "the transaction ID is empty")
+	case len(txID) > journal.MaxIDLen:
+		return invalidError(txID, -1, "the transaction ID is %d bytes; the limit is %d", len(txID), journal.MaxIDLen)
+	case !storable(txID):
+		return invalidError(txID, -1, "the transaction ID is not UTF-8 or holds a NUL byte, which a PostgreSQL text column cannot store")
+	}
+	return nil
+}
+
+// invalidError is an *journal.InvalidError of txID's record i (-1 for the
+// call as a whole), with a long ID cut short.
+func invalidError(txID string, i int, format string, args ...any) error {
+	if len(txID) > 64 {
+		txID = txID[:32] + "..."
+	}
+	return &journal.InvalidError{TxID: txID, Index: i, Reason: fmt.Sprintf(format, args...)}
+}
+
 // validate checks an Append as the file log does, and what PostgreSQL
 // cannot store besides: text with a NUL byte or that is not UTF-8, and
 // numbers beyond a bigint. It returns the records numbered from
 // expectSeq+1, as copies, and the size of their data.
 func validate(txID string, expectSeq uint64, records []journal.Record, maxPayload int) ([]row, int, error) {
-	invalid := func(i int, format string, args ...any) error {
-		id := txID
-		if len(id) > 64 {
-			id = id[:32] + "..."
-		}
-		return &journal.InvalidError{TxID: id, Index: i, Reason: fmt.Sprintf(format, args...)}
+	invalid := func(i int, format string, args ...any) error { return invalidError(txID, i, format, args...) }
+	if err := checkID(txID); err != nil {
+		return nil, 0, err
 	}
-	switch {
-	case txID == "":
-		return nil, 0, invalid(-1, "the transaction ID is empty")
-	case len(txID) > journal.MaxIDLen:
-		return nil, 0, invalid(-1, "the transaction ID is %d bytes; the limit is %d", len(txID), journal.MaxIDLen)
-	case !storable(txID):
-		return nil, 0, invalid(-1, "the transaction ID is not UTF-8 or holds a NUL byte, which a PostgreSQL text column cannot store")
-	case len(records) == 0:
+	if len(records) == 0 {
 		return nil, 0, invalid(-1, "no records to append")
 	}
 	rows := make([]row, len(records))
