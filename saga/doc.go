@@ -40,6 +40,23 @@
 // on: forward where no step failed, backward where one did. Run with an
 // ID that already ended returns the recorded outcome and runs nothing.
 //
+// # Replicas
+//
+// Several replicas of a service share one journal (pgjournal, on
+// PostgreSQL) through leases:
+//
+//	runner, err := saga.NewRunner(log, saga.WithLeases(podName, 10*time.Second))
+//	go runner.Serve(ctx) // takes over what a dead replica left
+//
+// Every saga a runner begins, runs or takes over is leased to it first,
+// renewed while it runs, and given back at Close; every record carries the
+// lease's epoch, so the journal fences a runner whose lease passed to
+// another. Serve claims, every half of the lease time, the sagas whose
+// runner's lease expired, never one whose runner is alive and renewing,
+// and resumes them with their first caller's trace linked. A Run of a saga
+// that another replica drives returns an error matching journal.ErrLeased;
+// a saga whose lease its runner could not keep stops with ErrLeaseLost.
+//
 // # Idempotency
 //
 // An action may run more than once: a retry, or a recovery after a crash

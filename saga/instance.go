@@ -53,6 +53,7 @@ type instance[S any] struct {
 	stuckStep string
 	dead      error                 // the journal refused a record: stop, no further effect
 	killed    atomic.Pointer[error] // the runner gave up (kill): dead from the next record on
+	opened    atomic.Bool           // open has set ctx and stop
 	ended     bool                  // the End record is durable
 	final     S
 	records   [2]journal.Record // what appendLocked hands the journal, reused
@@ -80,6 +81,9 @@ func newInstance[S any](s *Saga[S], id string, h *history) *instance[S] {
 		started: map[string]int{}, done: map[string]bool{}, comped: map[string]bool{},
 	}
 	in.h = &handle{id: id, name: s.def.name, inst: in, done: make(chan struct{}), kill: in.kill}
+	if !h.lease.until.IsZero() {
+		in.h.leasedUntil.Store(h.lease.until.UnixNano())
+	}
 	return in
 }
 
@@ -89,6 +93,10 @@ func (in *instance[S]) open(ctx context.Context, resumed bool, begun trace.SpanC
 	in.ctx, in.stop = context.WithCancelCause(context.WithoutCancel(ctx))
 	in.journalCtx = context.WithoutCancel(in.ctx)
 	in.stepsCtx, in.cancelSteps = context.WithCancel(in.ctx)
+	in.opened.Store(true)
+	if k := in.killed.Load(); k != nil { // killed while it opened
+		in.stop(*k)
+	}
 	return ctx
 }
 
@@ -233,7 +241,9 @@ func (in *instance[S]) abortRequestedLocked() bool {
 // refused instead.
 func (in *instance[S]) kill(cause error) {
 	in.killed.CompareAndSwap(nil, &cause)
-	in.stop(cause)
+	if in.opened.Load() { // else open stops it
+		in.stop(cause)
+	}
 	if in.mu.TryLock() {
 		in.noteKillLocked()
 		in.mu.Unlock()

@@ -32,6 +32,8 @@ type config struct {
 	compTimeout time.Duration
 	abortWait   time.Duration
 	retention   time.Duration
+	leaseOwner  string
+	leaseTTL    time.Duration
 	tel         telemetry.Config
 }
 
@@ -101,6 +103,26 @@ func WithAbortWait(d time.Duration) Option {
 // a restart stays on record.
 func WithRetention(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.retention = d })
+}
+
+// WithLeases makes the runner share its journal with the runners of other
+// replicas (the pods of one Deployment, say): every saga it begins, runs or
+// takes over is leased to owner, a name unique to this replica, for ttl at
+// a time, renewed every third of ttl while the saga runs here, and each
+// record carries the lease's epoch, so that the journal fences a runner
+// whose lease passed to another. Recover and Serve then take over only
+// the sagas whose runner's lease expired, never one whose runner is
+// renewing. The journal must implement journal.Leaser (pgjournal does, for
+// replicas on one database; journal.Open and journal.NewMemory do, within
+// one process).
+//
+// ttl bounds how long a dead replica's sagas wait for another: about ttl
+// and a half, with Serve. It also bounds how long a replica cut off from
+// the journal goes on: a saga whose lease it could not renew before ttl
+// passed is stopped (ErrLeaseLost). Seconds suit most services; the
+// renewals cost one journal call per third of ttl for all live sagas.
+func WithLeases(owner string, ttl time.Duration) Option {
+	return optionFunc(func(c *config) { c.leaseOwner, c.leaseTTL = owner, ttl })
 }
 
 // WithTracerProvider sets the tracer provider; nil is ignored. The default

@@ -54,7 +54,13 @@ type history struct {
 	stuckAt  string // the step it gave up on
 	ended    bool
 	end      endPayload
+
+	lease grant // this runner's lease of the saga, if it has one
 }
+
+// nextEpoch is the epoch a runner takes the saga over with: above every
+// epoch its records carry, and its lease's.
+func (h *history) nextEpoch() uint64 { return max(h.epoch+1, h.lease.epoch) }
 
 // result is a step's journaled result.
 type result struct {

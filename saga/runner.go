@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/internal/owned"
@@ -23,7 +25,8 @@ type Runner struct {
 	cfg *config
 	ins *instruments
 
-	live owned.Set[*handle] // the sagas running here, and their goroutines
+	live   owned.Set[*handle] // the sagas running here, and their goroutines
+	leases *leases            // with WithLeases
 
 	mu    sync.Mutex
 	defs  map[defKey]registered
@@ -51,6 +54,9 @@ type handle struct {
 	outcome  Outcome
 	err      error
 	kill     func(cause error) // the runner gave up: stop, no further effect
+
+	leasedUntil atomic.Int64 // with leases: until when, in Unix ns by this clock
+	leaseLost   atomic.Bool
 }
 
 // NewRunner returns a runner that writes ahead to log.
@@ -67,6 +73,12 @@ func NewRunner(log journal.Log, opts ...Option) (*Runner, error) {
 		defs: map[defKey]registered{}, names: map[string]bool{}, stuck: map[string]bool{},
 	}
 	r.live.Retain(cfg.retention, log.Forget)
+	if cfg.leaseOwner != "" || cfg.leaseTTL != 0 {
+		if r.leases, err = newLeases(log, cfg.leaseOwner, cfg.leaseTTL); err != nil {
+			return nil, err
+		}
+		go r.keepLeases()
+	}
 	return r, nil
 }
 
@@ -127,6 +139,11 @@ func (r *Runner) liveHandle(id string) *handle {
 //
 // Completed returns a nil error. Any other outcome returns an *Error.
 //
+// With WithLeases, Run leases the saga first: an ID whose lease another
+// runner holds returns an error matching journal.ErrLeased (that runner
+// drives it; Lookup reads where it stands), and a saga whose lease this
+// runner loses midway stops with ErrLeaseLost.
+//
 // When ctx ends first, Run returns promptly, and the saga aborts if this
 // Run began or resumed it: Run waits for the abort to be durable, at most
 // the runner's abort wait (WithAbortWait), and returns Aborting while the
@@ -148,20 +165,26 @@ func (s *Saga[S]) Run(ctx context.Context, id string, initial S) (S, Outcome, er
 	if h := s.r.liveHandle(id); h != nil {
 		return s.join(ctx, h, false)
 	}
-	recs, err := s.r.log.Load(ctx, id)
+	g, unlock, live, err := s.r.lease(ctx, id)
 	switch {
-	case errors.Is(err, journal.ErrForgotten):
-		return zero, Pending, fmt.Errorf("%w: %q", ErrForgotten, id)
 	case err != nil:
 		return zero, Pending, fmt.Errorf("saga: Run %q: %w", id, err)
+	case live != nil:
+		return s.join(ctx, live, false)
 	}
+	recs, err := s.r.log.Load(ctx, id)
 	var in *instance[S]
-	var live *handle
-	if len(recs) == 0 {
-		in, live, err = s.begin(ctx, id, initial)
-	} else {
-		in, live, err = s.resumeRecords(ctx, id, recs)
+	switch {
+	case errors.Is(err, journal.ErrForgotten):
+		err = fmt.Errorf("%w: %q", ErrForgotten, id)
+	case err != nil:
+		err = fmt.Errorf("saga: Run %q: %w", id, err)
+	case len(recs) == 0:
+		in, live, err = s.begin(ctx, id, initial, g)
+	default:
+		in, live, err = s.resumeRecords(ctx, id, recs, g)
 	}
+	s.r.unlease(id, g, in != nil, unlock)
 	switch {
 	case live != nil:
 		return s.join(ctx, live, false)
@@ -219,8 +242,9 @@ func (s *Saga[S]) recorded(id string, recs []journal.Record, err error) (S, Outc
 	return state, o, &Error{Saga: h.begin.Name, ID: id, Step: h.end.Step, Outcome: o, Err: errors.New(h.end.Error)}
 }
 
-// begin writes the Begin record of a new saga and starts it.
-func (s *Saga[S]) begin(ctx context.Context, id string, initial S) (*instance[S], *handle, error) {
+// begin writes the Begin record of a new saga, under g's epoch, and starts
+// it.
+func (s *Saga[S]) begin(ctx context.Context, id string, initial S, g grant) (*instance[S], *handle, error) {
 	state, err := json.Marshal(initial)
 	if err != nil {
 		return nil, nil, fmt.Errorf("saga: Run %q: the initial state cannot be journaled as JSON: %w", id, err)
@@ -229,7 +253,7 @@ func (s *Saga[S]) begin(ctx context.Context, id string, initial S) (*instance[S]
 	if err != nil {
 		return nil, nil, err
 	}
-	in := newInstance(s, id, &history{epoch: 1})
+	in := newInstance(s, id, &history{epoch: max(1, g.epoch), lease: g})
 	if live, err := s.r.claim(in.h); live != nil || err != nil {
 		return nil, live, err
 	}
@@ -240,7 +264,7 @@ func (s *Saga[S]) begin(ctx context.Context, id string, initial S) (*instance[S]
 		return nil, nil, err
 	}
 	in.durable = state
-	err = s.r.log.Append(ctx, id, 0, journal.Record{Epoch: 1, Kind: kindBegin, Payload: payload, Carrier: carrier})
+	err = s.r.log.Append(ctx, id, 0, journal.Record{Epoch: in.epoch, Kind: kindBegin, Payload: payload, Carrier: carrier})
 	if err != nil {
 		in.stopBeforeStart(err)
 		if errors.Is(err, journal.ErrConflict) {
@@ -254,7 +278,7 @@ func (s *Saga[S]) begin(ctx context.Context, id string, initial S) (*instance[S]
 
 // resumeRecords takes over an unfinished saga that Run was given; it
 // returns no instance for an ended one.
-func (s *Saga[S]) resumeRecords(ctx context.Context, id string, recs []journal.Record) (*instance[S], *handle, error) {
+func (s *Saga[S]) resumeRecords(ctx context.Context, id string, recs []journal.Record, g grant) (*instance[S], *handle, error) {
 	h, ok, err := readHistory(recs)
 	switch {
 	case err != nil:
@@ -270,6 +294,7 @@ func (s *Saga[S]) resumeRecords(ctx context.Context, id string, recs []journal.R
 	case h.stuck != "":
 		return nil, nil, &Error{Saga: s.def.name, ID: id, Step: h.stuckAt, Outcome: Stuck, Err: errors.New(h.stuck)}
 	}
+	h.lease = g
 	return s.takeOver(ctx, id, h)
 }
 
@@ -297,7 +322,7 @@ func (s *Saga[S]) takeOver(ctx context.Context, id string, h *history) (*instanc
 	// its baggage, as Begin recorded them.
 	ctx, begun := s.r.ins.tel.Resume(ctx, h.carrier)
 	in.open(ctx, true, begun)
-	in.epoch = h.epoch + 1
+	in.epoch = h.nextEpoch()
 	kinds := []journal.Record{{Kind: kindOwner}}
 	if h.stuck != "" { // RetryStuck
 		kinds = append(kinds, journal.Record{Kind: kindRetry})
@@ -361,18 +386,80 @@ func (s *Saga[S]) join(ctx context.Context, h *handle, owner bool) (S, Outcome, 
 // report's error is ErrNotRegistered); one whose definition changed since
 // it began is marked stuck (ErrDefinitionChanged); a stuck one stays
 // stuck until RetryStuck or Resolve.
+//
+// With WithLeases, Recover takes over only the sagas that no runner holds
+// a lease of, or whose runner's lease expired (journal.Leaser's Claim):
+// never one whose runner is alive and renewing. It gives back at once the
+// leases of those it does not run. Serve calls it in a loop.
 func (r *Runner) Recover(ctx context.Context) (reports []Report, err error) {
 	if ctx == nil {
 		return nil, errNilContext
 	}
+	return r.recover(ctx, true)
+}
+
+// Serve recovers, every half of the lease time, the sagas whose runner
+// died (see Recover), without waiting for their outcomes, until ctx ends
+// (it returns ctx's error) or Close begins (nil). A replica runs one Serve
+// beside its handlers; with several replicas on one journal, a saga whose
+// replica died resumes elsewhere within the lease time and half of it.
+// Errors on the way (a journal that does not answer) go to otel.Handle,
+// and the next round tries again. Serve needs WithLeases: without them
+// one runner's Recover takes over what another is running.
+func (r *Runner) Serve(ctx context.Context) error {
+	switch {
+	case ctx == nil:
+		return errNilContext
+	case r.leases == nil:
+		return errors.New("saga: Serve needs WithLeases, so that replicas take over only what a dead one left")
+	}
+	tick := time.NewTicker(r.leases.ttl / 2)
+	defer tick.Stop()
+	closing := r.live.Closing()
+	for {
+		if _, err := r.recover(ctx, false); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+			otel.Handle(err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-closing:
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// recover is Recover; with wait false it reports the sagas it started as
+// Pending at once.
+func (r *Runner) recover(ctx context.Context, wait bool) (reports []Report, err error) {
 	span := telemetry.Lazy(ctx, r.ins.tel.Tracer, spanRecover) // none if nothing is pending
 	defer func() { span.End(err) }()
-	ids, err := r.log.Pending(ctx)
+	var (
+		ids    []string
+		grants map[string]grant
+	)
+	if r.leases == nil {
+		ids, err = r.log.Pending(ctx)
+	} else {
+		ids, grants, err = r.claimLeases(ctx)
+		defer r.releaseIdle(ids)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("saga: Recover: %w", err)
 	}
 	return owned.Recover(ctx, &r.live, ids, func(_ context.Context, id string) (*handle, *Report, error) {
 		ctx := span.Context()
+		if r.leases != nil {
+			unlock, err := r.leases.lock(ctx, id)
+			if err != nil {
+				return nil, nil, err
+			}
+			defer unlock()
+			if r.liveHandle(id) != nil {
+				return nil, nil, nil // Run took it meanwhile
+			}
+		}
 		recs, err := r.log.Load(ctx, id)
 		if err != nil {
 			return nil, nil, fmt.Errorf("saga: Recover %q: %w", id, err)
@@ -383,6 +470,7 @@ func (r *Runner) Recover(ctx context.Context) (reports []Report, err error) {
 		}
 		rep := &Report{ID: id, Err: err}
 		if err == nil {
+			h.lease = grants[id]
 			rep.Name, rep.Version = h.begin.Name, h.begin.Version
 			var live *handle
 			if live, rep.Outcome, rep.Err = r.recoverOne(ctx, id, h); live != nil {
@@ -391,6 +479,9 @@ func (r *Runner) Recover(ctx context.Context) (reports []Report, err error) {
 		}
 		return nil, rep, nil
 	}, func(ctx context.Context, h *handle) (Report, error) {
+		if !wait {
+			return Report{ID: h.id, Name: h.name, Outcome: Pending}, nil
+		}
 		select {
 		case <-h.done:
 			return Report{ID: h.id, Name: h.name, Outcome: h.outcome, Err: h.err}, nil
@@ -398,6 +489,18 @@ func (r *Runner) Recover(ctx context.Context) (reports []Report, err error) {
 			return Report{}, ctx.Err()
 		}
 	})
+}
+
+// releaseIdle gives back the leases of the claimed sagas that this runner
+// does not run: not registered here, stuck, or not sagas.
+func (r *Runner) releaseIdle(claimed []string) {
+	var idle []string
+	for _, id := range claimed {
+		if r.liveHandle(id) == nil {
+			idle = append(idle, id)
+		}
+	}
+	r.release(idle...)
 }
 
 // Report is what Recover did with one saga.
@@ -424,8 +527,8 @@ func (r *Runner) recoverOne(ctx context.Context, id string, h *history) (*handle
 	case !ok || def.fingerprint() != h.begin.Fingerprint:
 		reason := fmt.Sprintf("%v: %q version %d", ErrDefinitionChanged, h.begin.Name, h.begin.Version)
 		err := r.log.Append(ctx, id, h.seq,
-			journal.Record{Epoch: h.epoch + 1, Kind: kindOwner},
-			journal.Record{Epoch: h.epoch + 1, Kind: kindStuck, Payload: []byte(reason)})
+			journal.Record{Epoch: h.nextEpoch(), Kind: kindOwner},
+			journal.Record{Epoch: h.nextEpoch(), Kind: kindStuck, Payload: []byte(reason)})
 		if err != nil {
 			return nil, Pending, fmt.Errorf("saga: mark %q stuck: %w", id, err)
 		}
@@ -464,11 +567,19 @@ func (r *Runner) uncountStuck(ctx context.Context, id, name string) {
 // included, until ctx ends. Then it stops them where they are, with no
 // further effect, leaves them to Recover, and returns ctx's error at once;
 // each goroutine returns as soon as the action, compensation or journal
-// call it is in does. Close does not close the journal. It is idempotent:
-// a later Close returns nil at once.
+// call it is in does. With WithLeases, the sagas' leases are renewed while
+// Close waits, and those of the sagas it stopped are given back, so that
+// another replica takes them at once. Close does not close the journal.
+// It is idempotent: a later Close returns nil at once.
 func (r *Runner) Close(ctx context.Context) error {
 	if ctx == nil {
 		return errNilContext
 	}
-	return r.live.Close(ctx, func(h *handle) { h.kill(ErrClosed) })
+	var stopped []string
+	err := r.live.Close(ctx, func(h *handle) {
+		stopped = append(stopped, h.id)
+		h.kill(ErrClosed)
+	})
+	r.closeLeases(stopped)
+	return err
 }

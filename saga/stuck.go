@@ -77,20 +77,16 @@ func (r *Runner) RetryStuck(ctx context.Context, id string) (Outcome, error) {
 	if ctx == nil {
 		return Pending, errNilContext
 	}
-	h, err := r.stuckHistory(ctx, id)
+	g, unlock, live, err := r.lease(ctx, id)
 	if err != nil {
 		return Stuck, err
 	}
-	r.mu.Lock()
-	def, ok := r.defs[defKey{h.begin.Name, h.begin.Version}]
-	r.mu.Unlock()
-	if !ok || def.fingerprint() != h.begin.Fingerprint {
-		return Stuck, fmt.Errorf("%w: register %q version %d as it was when the saga began, then retry", ErrNotRegistered, h.begin.Name, h.begin.Version)
-	}
-	r.uncountStuck(ctx, id, h.begin.Name)
-	live, err := def.resume(ctx, id, h)
-	if err != nil {
-		return Stuck, err
+	if live == nil {
+		if live, err = r.retryStuck(ctx, id, g); err != nil {
+			r.unlease(id, g, false, unlock)
+			return Stuck, err
+		}
+		r.unlease(id, g, true, unlock)
 	}
 	select {
 	case <-live.done:
@@ -100,24 +96,50 @@ func (r *Runner) RetryStuck(ctx context.Context, id string) (Outcome, error) {
 	}
 }
 
+// retryStuck resumes the stuck saga id under g.
+func (r *Runner) retryStuck(ctx context.Context, id string, g grant) (*handle, error) {
+	h, err := r.stuckHistory(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	def, ok := r.defs[defKey{h.begin.Name, h.begin.Version}]
+	r.mu.Unlock()
+	if !ok || def.fingerprint() != h.begin.Fingerprint {
+		return nil, fmt.Errorf("%w: register %q version %d as it was when the saga began, then retry", ErrNotRegistered, h.begin.Name, h.begin.Version)
+	}
+	r.uncountStuck(ctx, id, h.begin.Name)
+	h.lease = g
+	return def.resume(ctx, id, h)
+}
+
 // Resolve ends a stuck saga as resolved by hand, with a note that says
 // what was done; the journal keeps it as the saga's outcome.
 func (r *Runner) Resolve(ctx context.Context, id, note string) error {
 	if ctx == nil {
 		return errNilContext
 	}
+	if note == "" {
+		return errors.New("saga: Resolve: say in the note what was done")
+	}
+	g, unlock, live, err := r.lease(ctx, id)
+	switch {
+	case err != nil:
+		return err
+	case live != nil:
+		return fmt.Errorf("saga: Resolve %q: the saga is running here (retried); it is no longer stuck", id)
+	}
+	defer r.unlease(id, g, false, unlock)
 	h, err := r.stuckHistory(ctx, id)
 	if err != nil {
 		return err
 	}
-	if note == "" {
-		return errors.New("saga: Resolve: say in the note what was done")
-	}
+	h.lease = g
 	payload, err := json.Marshal(endPayload{Outcome: Resolved.String(), Step: h.stuckAt, Error: note})
 	if err != nil {
 		return err
 	}
-	epoch := h.epoch + 1
+	epoch := h.nextEpoch()
 	err = r.log.Append(ctx, id, h.seq,
 		journal.Record{Epoch: epoch, Kind: kindOwner},
 		journal.Record{Epoch: epoch, Kind: kindEnd, End: true, Payload: payload})

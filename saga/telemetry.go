@@ -31,6 +31,9 @@ const (
 	metricCompensations = telemetry.Prefix + "saga.compensations"
 	metricActive        = telemetry.Prefix + "saga.active"
 	metricStuck         = telemetry.Prefix + "saga.stuck"
+	metricLeaseClaimed  = telemetry.Prefix + "saga.lease.claimed"
+	metricLeaseRenewed  = telemetry.Prefix + "saga.lease.renewed"
+	metricLeaseLost     = telemetry.Prefix + "saga.lease.lost"
 )
 
 // ScopeName is the instrumentation scope of the package's telemetry.
@@ -45,6 +48,9 @@ type instruments struct {
 	compensations metric.Int64Counter
 	active        metric.Int64UpDownCounter
 	stuck         metric.Int64UpDownCounter
+	claimed       metric.Int64Counter
+	renewed       metric.Int64Counter
+	lost          metric.Int64Counter
 }
 
 func newInstruments(cfg telemetry.Config) *instruments {
@@ -57,7 +63,26 @@ func newInstruments(cfg telemetry.Config) *instruments {
 		compensations: tel.Counter(metricCompensations, "{compensation}", "Compensation attempts, by outcome."),
 		active:        tel.UpDownCounter(metricActive, "{saga}", "Sagas running in this process."),
 		stuck:         tel.UpDownCounter(metricStuck, "{saga}", "Sagas this process found or left stuck, until retried or resolved."),
+		claimed:       tel.Counter(metricLeaseClaimed, "{saga}", "Sagas whose lease this runner claimed to take them over: unowned, or their runner's lease expired."),
+		renewed:       tel.Counter(metricLeaseRenewed, "{saga}", "Leases of live sagas renewed."),
+		lost:          tel.Counter(metricLeaseLost, "{saga}", "Sagas stopped because their lease passed to another runner or could not be renewed in time."),
 	}
+}
+
+func (in *instruments) leasesClaimed(ctx context.Context, n int) {
+	if n > 0 {
+		in.claimed.Add(ctx, int64(n))
+	}
+}
+
+func (in *instruments) leasesRenewed(n int) {
+	if n > 0 {
+		in.renewed.Add(context.Background(), int64(n))
+	}
+}
+
+func (in *instruments) leaseLost(name string) {
+	in.lost.Add(context.Background(), 1, metric.WithAttributes(keyName.String(name)))
 }
 
 // sagaTelemetry is the telemetry of one saga run: its span and the

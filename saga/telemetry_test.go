@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -54,6 +55,14 @@ func TestTelemetry(t *testing.T) {
 	}
 	emitted := telemetrytest.Collect(t, rec.Spans, rec.Reader)
 	delete(emitted[telemetrytest.Span], "POST /checkout")
+	for kind, names := range leaseTelemetry(t) {
+		for n := range names {
+			if emitted[kind] == nil {
+				emitted[kind] = map[string]bool{}
+			}
+			emitted[kind][n] = true
+		}
+	}
 	telemetrytest.Check(t, "saga", emitted)
 
 	// The recovered saga's span is a child of saga.recover and links to
@@ -133,4 +142,51 @@ func TestIdleRecoverIsNotTraced(t *testing.T) {
 	if spans := rec.Ended("saga.recover"); len(spans) != 1 || spans[0].Status().Code != codes.Error {
 		t.Fatalf("%d saga.recover spans for a failed Recover, want 1 with its error", len(spans))
 	}
+}
+
+// leaseTelemetry makes a runner with leases claim an orphan, renew a live
+// saga's lease, and lose one, and returns what it emitted (recorded apart,
+// so that the checks of TestTelemetry's spans see none of it).
+func leaseTelemetry(t *testing.T) telemetrytest.Emitted {
+	t.Helper()
+	rec := telemetrytest.NewRecorders(t)
+	opts := []saga.Option{saga.WithTracerProvider(rec.TracerProvider), saga.WithMeterProvider(rec.MeterProvider)}
+	const ttl = 30 * time.Millisecond
+	ctx := context.Background()
+	log := memLog(t)
+	orphaned, err := saga.NewRunner(&crashLog{Log: log, atAppend: 2}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRegister(t, orphaned, "leased", []saga.Step[order]{{Name: "reserve", Action: noop}}).Run(ctx, "orphan", order{})
+	_ = orphaned.Close(ctx)
+
+	r := newRunner(t, log, append(opts, saga.WithLeases("replica", ttl))...)
+	mustRegister(t, r, "leased", []saga.Step[order]{{Name: "reserve", Action: noop}})
+	if reps, err := r.Recover(ctx); err != nil || len(reps) != 1 || reps[0].Outcome != saga.Completed {
+		t.Fatalf("Recover of the orphan = %+v, %v; want it completed", reps, err)
+	}
+	slow := mustRegister(t, r, "slow", []saga.Step[order]{{Name: "nap", Action: func(ctx context.Context, o order) (order, error) {
+		time.Sleep(3 * ttl) // across renewals
+		return o, nil
+	}}})
+	if _, o, err := slow.Run(ctx, "renewed", order{}); o != saga.Completed {
+		t.Fatalf("a saga across renewals = %v, %v", o, err)
+	}
+
+	losing := newRunner(t, lossy{log}, append(opts, saga.WithLeases("replica-2", ttl))...)
+	hold := newGate()
+	lost := mustRegister(t, losing, "leased", []saga.Step[order]{hold.step("hold")})
+	if _, _, err := lost.Run(ctx, "lost", order{}); !errors.Is(err, saga.ErrLeaseLost) {
+		t.Fatalf("Run of a saga whose lease is lost = %v, want ErrLeaseLost", err)
+	}
+	return telemetrytest.Collect(t, rec.Spans, rec.Reader)
+}
+
+// lossy is a journal that reports every lease lost at its renewal, as if
+// another runner had taken them all.
+type lossy struct{ *journal.Memory }
+
+func (l lossy) Renew(_ context.Context, _ string, _ time.Duration, ids []string) ([]string, error) {
+	return ids, nil
 }

@@ -70,6 +70,16 @@ func (s *Set[T]) Get(id string) (T, bool) {
 	return t, ok
 }
 
+// Live returns the IDs of the live work and the work, in no order.
+func (s *Set[T]) Live() (ids []string, work []T) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, t := range s.byID {
+		ids, work = append(ids, id), append(work, t)
+	}
+	return ids, work
+}
+
 // Release forgets t, if it is still the live work of id.
 func (s *Set[T]) Release(id string, t T) {
 	s.mu.Lock()

@@ -26,8 +26,14 @@ func TestOneLiveWorkPerID(t *testing.T) {
 	if got, ok := s.Get("x"); !ok || got != a {
 		t.Fatal("releasing another work forgot the live one")
 	}
+	if ids, live := s.Live(); len(ids) != 1 || ids[0] != "x" || live[0] != a {
+		t.Fatalf("Live = %q, %v; want x's work", ids, live)
+	}
 	s.Release("x", a)
 	s.Done()
+	if ids, _ := s.Live(); len(ids) != 0 {
+		t.Fatalf("Live after the release = %q, want none", ids)
+	}
 	if _, ok := s.Get("x"); ok {
 		t.Fatal("a released work is still live")
 	}
