@@ -17,7 +17,13 @@ import (
 	"github.com/otelpatterns/otelpatterns/journal"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if name := os.Getenv(replicaVar); name != "" {
+		replicaMain(name) // a process of TestReplicasUnderKills
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // dsnVar names the database the tests use.
 const dsnVar = "OTELPATTERNS_PG_DSN"
