@@ -25,7 +25,7 @@ var floors = map[string]int{
 	"internal/telemetry":               2,
 	"internal/telemetry/telemetrytest": 2, // imported by tests only
 	"internal/ordered":                 2,
-	"internal/owned":                   2,
+	"internal/owned":                   4, // on journal, whose leases it keeps
 	"internal/retryhook":               2, // set by retry, called by the runners
 	"internal/workload":                2, // imported by benchmarks only
 	"retry/breaker":                    3,

@@ -81,9 +81,6 @@ func newInstance[S any](s *Saga[S], id string, h *history) *instance[S] {
 		started: map[string]int{}, done: map[string]bool{}, comped: map[string]bool{},
 	}
 	in.h = &handle{id: id, name: s.def.name, inst: in, done: make(chan struct{}), kill: in.kill}
-	if !h.lease.until.IsZero() {
-		in.h.leasedUntil.Store(h.lease.until.UnixNano())
-	}
 	return in
 }
 

@@ -55,12 +55,12 @@ type history struct {
 	ended    bool
 	end      endPayload
 
-	lease grant // this runner's lease of the saga, if it has one
+	lease uint64 // the epoch of this runner's lease of the saga, if it has one
 }
 
 // nextEpoch is the epoch a runner takes the saga over with: above every
 // epoch its records carry, and its lease's.
-func (h *history) nextEpoch() uint64 { return max(h.epoch+1, h.lease.epoch) }
+func (h *history) nextEpoch() uint64 { return max(h.epoch+1, h.lease) }
 
 // result is a step's journaled result.
 type result struct {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -25,8 +24,8 @@ type Runner struct {
 	cfg *config
 	ins *instruments
 
-	live   owned.Set[*handle] // the sagas running here, and their goroutines
-	leases *leases            // with WithLeases
+	live   owned.Set[*handle]     // the sagas running here, and their goroutines
+	leases *owned.Leases[*handle] // with WithLeases
 
 	mu    sync.Mutex
 	defs  map[defKey]registered
@@ -54,9 +53,6 @@ type handle struct {
 	outcome  Outcome
 	err      error
 	kill     func(cause error) // the runner gave up: stop, no further effect
-
-	leasedUntil atomic.Int64 // with leases: until when, in Unix ns by this clock
-	leaseLost   atomic.Bool
 }
 
 // NewRunner returns a runner that writes ahead to log.
@@ -74,10 +70,9 @@ func NewRunner(log journal.Log, opts ...Option) (*Runner, error) {
 	}
 	r.live.Retain(cfg.retention, log.Forget)
 	if cfg.leaseOwner != "" || cfg.leaseTTL != 0 {
-		if r.leases, err = newLeases(log, cfg.leaseOwner, cfg.leaseTTL); err != nil {
+		if err := r.newLeases(); err != nil {
 			return nil, err
 		}
-		go r.keepLeases()
 	}
 	return r, nil
 }
@@ -165,7 +160,7 @@ func (s *Saga[S]) Run(ctx context.Context, id string, initial S) (S, Outcome, er
 	if h := s.r.liveHandle(id); h != nil {
 		return s.join(ctx, h, false)
 	}
-	g, unlock, live, err := s.r.lease(ctx, id)
+	epoch, unlock, live, err := s.r.lease(ctx, id)
 	switch {
 	case err != nil:
 		return zero, Pending, fmt.Errorf("saga: Run %q: %w", id, err)
@@ -180,11 +175,11 @@ func (s *Saga[S]) Run(ctx context.Context, id string, initial S) (S, Outcome, er
 	case err != nil:
 		err = fmt.Errorf("saga: Run %q: %w", id, err)
 	case len(recs) == 0:
-		in, live, err = s.begin(ctx, id, initial, g)
+		in, live, err = s.begin(ctx, id, initial, epoch)
 	default:
-		in, live, err = s.resumeRecords(ctx, id, recs, g)
+		in, live, err = s.resumeRecords(ctx, id, recs, epoch)
 	}
-	s.r.unlease(id, g, in != nil, unlock)
+	s.r.unlease(id, epoch, in != nil, unlock)
 	switch {
 	case live != nil:
 		return s.join(ctx, live, false)
@@ -242,9 +237,9 @@ func (s *Saga[S]) recorded(id string, recs []journal.Record, err error) (S, Outc
 	return state, o, &Error{Saga: h.begin.Name, ID: id, Step: h.end.Step, Outcome: o, Err: errors.New(h.end.Error)}
 }
 
-// begin writes the Begin record of a new saga, under g's epoch, and starts
-// it.
-func (s *Saga[S]) begin(ctx context.Context, id string, initial S, g grant) (*instance[S], *handle, error) {
+// begin writes the Begin record of a new saga, under its lease's epoch if
+// it has one, and starts it.
+func (s *Saga[S]) begin(ctx context.Context, id string, initial S, lease uint64) (*instance[S], *handle, error) {
 	state, err := json.Marshal(initial)
 	if err != nil {
 		return nil, nil, fmt.Errorf("saga: Run %q: the initial state cannot be journaled as JSON: %w", id, err)
@@ -253,7 +248,7 @@ func (s *Saga[S]) begin(ctx context.Context, id string, initial S, g grant) (*in
 	if err != nil {
 		return nil, nil, err
 	}
-	in := newInstance(s, id, &history{epoch: max(1, g.epoch), lease: g})
+	in := newInstance(s, id, &history{epoch: max(1, lease), lease: lease})
 	if live, err := s.r.claim(in.h); live != nil || err != nil {
 		return nil, live, err
 	}
@@ -278,7 +273,7 @@ func (s *Saga[S]) begin(ctx context.Context, id string, initial S, g grant) (*in
 
 // resumeRecords takes over an unfinished saga that Run was given; it
 // returns no instance for an ended one.
-func (s *Saga[S]) resumeRecords(ctx context.Context, id string, recs []journal.Record, g grant) (*instance[S], *handle, error) {
+func (s *Saga[S]) resumeRecords(ctx context.Context, id string, recs []journal.Record, lease uint64) (*instance[S], *handle, error) {
 	h, ok, err := readHistory(recs)
 	switch {
 	case err != nil:
@@ -294,7 +289,7 @@ func (s *Saga[S]) resumeRecords(ctx context.Context, id string, recs []journal.R
 	case h.stuck != "":
 		return nil, nil, &Error{Saga: s.def.name, ID: id, Step: h.stuckAt, Outcome: Stuck, Err: errors.New(h.stuck)}
 	}
-	h.lease = g
+	h.lease = lease
 	return s.takeOver(ctx, id, h)
 }
 
@@ -413,7 +408,7 @@ func (r *Runner) Serve(ctx context.Context) error {
 	case r.leases == nil:
 		return errors.New("saga: Serve needs WithLeases, so that replicas take over only what a dead one left")
 	}
-	tick := time.NewTicker(r.leases.ttl / 2)
+	tick := time.NewTicker(r.leases.TTL() / 2)
 	defer tick.Stop()
 	closing := r.live.Closing()
 	for {
@@ -437,13 +432,13 @@ func (r *Runner) recover(ctx context.Context, wait bool) (reports []Report, err 
 	defer func() { span.End(err) }()
 	var (
 		ids    []string
-		grants map[string]grant
+		epochs map[string]uint64
 	)
 	if r.leases == nil {
 		ids, err = r.log.Pending(ctx)
 	} else {
-		ids, grants, err = r.claimLeases(ctx)
-		defer r.releaseIdle(ids)
+		ids, epochs, err = r.leases.Claim(ctx)
+		defer r.leases.ReleaseIdle(ids)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("saga: Recover: %w", err)
@@ -451,7 +446,7 @@ func (r *Runner) recover(ctx context.Context, wait bool) (reports []Report, err 
 	return owned.Recover(ctx, &r.live, ids, func(_ context.Context, id string) (*handle, *Report, error) {
 		ctx := span.Context()
 		if r.leases != nil {
-			unlock, err := r.leases.lock(ctx, id)
+			unlock, err := r.leases.Lock(ctx, id)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -470,7 +465,7 @@ func (r *Runner) recover(ctx context.Context, wait bool) (reports []Report, err 
 		}
 		rep := &Report{ID: id, Err: err}
 		if err == nil {
-			h.lease = grants[id]
+			h.lease = epochs[id]
 			rep.Name, rep.Version = h.begin.Name, h.begin.Version
 			var live *handle
 			if live, rep.Outcome, rep.Err = r.recoverOne(ctx, id, h); live != nil {
@@ -489,18 +484,6 @@ func (r *Runner) recover(ctx context.Context, wait bool) (reports []Report, err 
 			return Report{}, ctx.Err()
 		}
 	})
-}
-
-// releaseIdle gives back the leases of the claimed sagas that this runner
-// does not run: not registered here, stuck, or not sagas.
-func (r *Runner) releaseIdle(claimed []string) {
-	var idle []string
-	for _, id := range claimed {
-		if r.liveHandle(id) == nil {
-			idle = append(idle, id)
-		}
-	}
-	r.release(idle...)
 }
 
 // Report is what Recover did with one saga.
@@ -580,6 +563,8 @@ func (r *Runner) Close(ctx context.Context) error {
 		stopped = append(stopped, h.id)
 		h.kill(ErrClosed)
 	})
-	r.closeLeases(stopped)
+	if r.leases != nil {
+		r.leases.Close(stopped)
+	}
 	return err
 }

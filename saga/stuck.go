@@ -77,16 +77,16 @@ func (r *Runner) RetryStuck(ctx context.Context, id string) (Outcome, error) {
 	if ctx == nil {
 		return Pending, errNilContext
 	}
-	g, unlock, live, err := r.lease(ctx, id)
+	epoch, unlock, live, err := r.lease(ctx, id)
 	if err != nil {
 		return Stuck, err
 	}
 	if live == nil {
-		if live, err = r.retryStuck(ctx, id, g); err != nil {
-			r.unlease(id, g, false, unlock)
+		if live, err = r.retryStuck(ctx, id, epoch); err != nil {
+			r.unlease(id, epoch, false, unlock)
 			return Stuck, err
 		}
-		r.unlease(id, g, true, unlock)
+		r.unlease(id, epoch, true, unlock)
 	}
 	select {
 	case <-live.done:
@@ -96,8 +96,8 @@ func (r *Runner) RetryStuck(ctx context.Context, id string) (Outcome, error) {
 	}
 }
 
-// retryStuck resumes the stuck saga id under g.
-func (r *Runner) retryStuck(ctx context.Context, id string, g grant) (*handle, error) {
+// retryStuck resumes the stuck saga id, under its lease's epoch.
+func (r *Runner) retryStuck(ctx context.Context, id string, lease uint64) (*handle, error) {
 	h, err := r.stuckHistory(ctx, id)
 	if err != nil {
 		return nil, err
@@ -109,7 +109,7 @@ func (r *Runner) retryStuck(ctx context.Context, id string, g grant) (*handle, e
 		return nil, fmt.Errorf("%w: register %q version %d as it was when the saga began, then retry", ErrNotRegistered, h.begin.Name, h.begin.Version)
 	}
 	r.uncountStuck(ctx, id, h.begin.Name)
-	h.lease = g
+	h.lease = lease
 	return def.resume(ctx, id, h)
 }
 
@@ -122,19 +122,19 @@ func (r *Runner) Resolve(ctx context.Context, id, note string) error {
 	if note == "" {
 		return errors.New("saga: Resolve: say in the note what was done")
 	}
-	g, unlock, live, err := r.lease(ctx, id)
+	lease, unlock, live, err := r.lease(ctx, id)
 	switch {
 	case err != nil:
 		return err
 	case live != nil:
 		return fmt.Errorf("saga: Resolve %q: the saga is running here (retried); it is no longer stuck", id)
 	}
-	defer r.unlease(id, g, false, unlock)
+	defer r.unlease(id, lease, false, unlock)
 	h, err := r.stuckHistory(ctx, id)
 	if err != nil {
 		return err
 	}
-	h.lease = g
+	h.lease = lease
 	payload, err := json.Marshal(endPayload{Outcome: Resolved.String(), Step: h.stuckAt, Error: note})
 	if err != nil {
 		return err

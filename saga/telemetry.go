@@ -69,17 +69,9 @@ func newInstruments(cfg telemetry.Config) *instruments {
 	}
 }
 
-func (in *instruments) leasesClaimed(ctx context.Context, n int) {
-	if n > 0 {
-		in.claimed.Add(ctx, int64(n))
-	}
-}
+func (in *instruments) leasesClaimed(n int) { in.claimed.Add(context.Background(), int64(n)) }
 
-func (in *instruments) leasesRenewed(n int) {
-	if n > 0 {
-		in.renewed.Add(context.Background(), int64(n))
-	}
-}
+func (in *instruments) leasesRenewed(n int) { in.renewed.Add(context.Background(), int64(n)) }
 
 func (in *instruments) leaseLost(name string) {
 	in.lost.Add(context.Background(), 1, metric.WithAttributes(keyName.String(name)))

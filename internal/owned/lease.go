@@ -1,0 +1,248 @@
+package owned
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+
+	"github.com/otelpatterns/otelpatterns/journal"
+)
+
+// claimBatch is how many transactions one Claim asks for; Leases.Claim
+// asks again until fewer come back.
+const claimBatch = 64
+
+// Leases keeps the leases of a Set's work on a journal.Leaser, so that the
+// runners of several replicas share one journal. The runner leases each
+// piece of work before it writes (Acquire, or Claim for what a dead
+// runner left), and writes under the lease's epoch, so the journal fences
+// a runner whose lease passed to another. A goroutine renews the leases of
+// the live work every third of the lease time and hands the work whose
+// lease it could not keep to Lost: taken by another runner, or past its
+// expiry with no renewal (the journal did not answer), since another may
+// have taken it meanwhile.
+type Leases[T comparable] struct {
+	log   journal.Leaser
+	owner string
+	ttl   time.Duration
+	set   *Set[T]
+	hooks LeaseHooks[T]
+
+	mu     sync.Mutex
+	locked map[string]chan struct{} // IDs being leased, closed when done
+	until  map[string]time.Time     // held until, by this clock (from when it was asked: early)
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// LeaseHooks is what a runner does as its leases change; nil hooks are
+// skipped.
+type LeaseHooks[T any] struct {
+	Lost    func(id string, work T) // stop work whose lease is lost; it has no further effect
+	Claimed func(n int)
+	Renewed func(n int)
+}
+
+// NewLeases returns the leases of set's work on log under owner, and
+// starts their renewals; Close stops them.
+func NewLeases[T comparable](log journal.Log, owner string, ttl time.Duration, set *Set[T], hooks LeaseHooks[T]) (*Leases[T], error) {
+	leaser, ok := log.(journal.Leaser)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("the journal (%T) does not implement journal.Leaser; pgjournal, journal.Open and journal.NewMemory do", log)
+	case owner == "":
+		return nil, errors.New("the owner must not be empty; name this replica (a pod name, say)")
+	case ttl < 10*time.Millisecond:
+		return nil, fmt.Errorf("ttl %v is too short to renew in time; take seconds", ttl)
+	}
+	l := &Leases[T]{log: leaser, owner: owner, ttl: ttl, set: set, hooks: hooks,
+		locked: map[string]chan struct{}{}, until: map[string]time.Time{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go l.keep()
+	return l, nil
+}
+
+// TTL is the lease time.
+func (l *Leases[T]) TTL() time.Duration { return l.ttl }
+
+// Lock makes the caller the one in this runner that leases id, until
+// unlock: a runner's own Acquires must not fence each other, so they take
+// turns, and the next finds the work live and joins it.
+func (l *Leases[T]) Lock(ctx context.Context, id string) (unlock func(), err error) {
+	for {
+		l.mu.Lock()
+		busy, ok := l.locked[id]
+		if !ok {
+			mine := make(chan struct{})
+			l.locked[id] = mine
+			l.mu.Unlock()
+			return func() {
+				l.mu.Lock()
+				delete(l.locked, id)
+				l.mu.Unlock()
+				close(mine)
+			}, nil
+		}
+		l.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Acquire leases id (journal.Leaser's Acquire) and returns the epoch to
+// write under; the caller holds Lock. Its errors are the journal's.
+func (l *Leases[T]) Acquire(ctx context.Context, id string) (uint64, error) {
+	asked := time.Now()
+	lease, err := l.log.Acquire(ctx, id, l.owner, l.ttl)
+	if err != nil {
+		return 0, err
+	}
+	l.held(id, asked)
+	return lease.Epoch, nil
+}
+
+// Claim leases every unfinished transaction that no runner holds, or
+// whose runner's lease expired, in batches, and returns their IDs in
+// order and their epochs.
+func (l *Leases[T]) Claim(ctx context.Context) ([]string, map[string]uint64, error) {
+	var ids []string
+	epochs := map[string]uint64{}
+	for {
+		asked := time.Now()
+		got, err := l.log.Claim(ctx, l.owner, l.ttl, claimBatch)
+		if err != nil {
+			return ids, epochs, err
+		}
+		for _, c := range got {
+			ids = append(ids, c.TxID)
+			epochs[c.TxID] = c.Epoch
+			l.held(c.TxID, asked)
+		}
+		if len(got) > 0 && l.hooks.Claimed != nil {
+			l.hooks.Claimed(len(got))
+		}
+		if len(got) < claimBatch {
+			return ids, epochs, nil
+		}
+	}
+}
+
+func (l *Leases[T]) held(id string, asked time.Time) {
+	l.mu.Lock()
+	l.until[id] = asked.Add(l.ttl)
+	l.mu.Unlock()
+}
+
+// Release gives back the leases of ids, so that another runner may take
+// them at once, on a context of its own bounded by the lease time: the
+// leases expire anyway if the journal does not answer.
+func (l *Leases[T]) Release(ids ...string) {
+	if len(ids) == 0 {
+		return
+	}
+	l.mu.Lock()
+	for _, id := range ids {
+		delete(l.until, id)
+	}
+	l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), l.ttl)
+	defer cancel()
+	if err := l.log.Release(ctx, l.owner, ids...); err != nil {
+		otel.Handle(fmt.Errorf("release the leases of %d transactions (they expire in %v): %w", len(ids), l.ttl, err))
+	}
+}
+
+// ReleaseIdle gives back the leases of those of ids that have no live
+// work here.
+func (l *Leases[T]) ReleaseIdle(ids []string) {
+	var idle []string
+	for _, id := range ids {
+		if _, ok := l.set.Get(id); !ok {
+			idle = append(idle, id)
+		}
+	}
+	l.Release(idle...)
+}
+
+// Close stops the renewals, once the set's work has stopped, and gives
+// back the leases of stopped, the work that Close stopped before its end.
+// Later calls do nothing.
+func (l *Leases[T]) Close(stopped []string) {
+	l.stopOnce.Do(func() {
+		close(l.stop)
+		<-l.done
+		l.Release(stopped...)
+	})
+}
+
+func (l *Leases[T]) keep() {
+	defer close(l.done)
+	tick := time.NewTicker(l.ttl / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-tick.C:
+		}
+		l.renew()
+	}
+}
+
+// renew renews the live work's leases once.
+func (l *Leases[T]) renew() {
+	ids, work := l.set.Live()
+	if len(ids) == 0 {
+		return
+	}
+	asked := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), l.ttl/3)
+	lost, err := l.log.Renew(ctx, l.owner, l.ttl, ids)
+	cancel()
+	if err != nil {
+		otel.Handle(fmt.Errorf("renew the leases of %d transactions: %w", len(ids), err))
+	}
+	gone := make(map[string]bool, len(lost))
+	for _, id := range lost {
+		gone[id] = true
+	}
+	var losing []int
+	renewed := 0
+	now := time.Now()
+	l.mu.Lock()
+	for i, id := range ids {
+		until, ok := l.until[id]
+		switch {
+		case !ok: // lost already, or never leased here
+		case gone[id], err != nil && now.After(until):
+			delete(l.until, id)
+			losing = append(losing, i)
+		case err == nil:
+			l.until[id] = asked.Add(l.ttl)
+			renewed++
+		}
+	}
+	for id, until := range l.until { // what ended here keeps no entry
+		if _, live := l.set.Get(id); !live && now.After(until) {
+			delete(l.until, id)
+		}
+	}
+	l.mu.Unlock()
+	if l.hooks.Renewed != nil && renewed > 0 {
+		l.hooks.Renewed(renewed)
+	}
+	for _, i := range losing {
+		if l.hooks.Lost != nil {
+			l.hooks.Lost(ids[i], work[i])
+		}
+	}
+}
