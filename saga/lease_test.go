@@ -9,39 +9,9 @@ import (
 	"time"
 
 	"github.com/otelpatterns/otelpatterns/journal"
+	"github.com/otelpatterns/otelpatterns/journal/journaltest"
 	"github.com/otelpatterns/otelpatterns/saga"
 )
-
-// cutLog is one replica's view of a shared journal: once cut, every call
-// fails, as for a replica that died or lost the network, while the other
-// replicas go on with the journal.
-type cutLog struct {
-	journal.Leaser
-	cut atomic.Bool
-}
-
-var errCut = errors.New("test: this replica is cut off from the journal")
-
-func (c *cutLog) Append(ctx context.Context, txID string, expectSeq uint64, recs ...journal.Record) error {
-	if c.cut.Load() {
-		return errCut
-	}
-	return c.Leaser.Append(ctx, txID, expectSeq, recs...)
-}
-
-func (c *cutLog) Renew(ctx context.Context, owner string, ttl time.Duration, ids []string) ([]string, error) {
-	if c.cut.Load() {
-		return nil, errCut
-	}
-	return c.Leaser.Renew(ctx, owner, ttl, ids)
-}
-
-func (c *cutLog) Release(ctx context.Context, owner string, ids ...string) error {
-	if c.cut.Load() {
-		return errCut
-	}
-	return c.Leaser.Release(ctx, owner, ids...)
-}
 
 // gate is a step that waits, once it has begun, until the test opens it.
 type gate struct {
@@ -90,7 +60,7 @@ func TestLeasesNeedALeaser(t *testing.T) {
 func TestLeasesTakeOverADeadReplica(t *testing.T) {
 	const ttl = 300 * time.Millisecond
 	shared := memLog(t)
-	viewA := &cutLog{Leaser: shared}
+	viewA := journaltest.NewCut(shared)
 	l := newLedger()
 	wait := newGate()
 	steps := []saga.Step[order]{l.step("reserve", nil), wait.step("wait"), l.step("charge", nil, "wait")}
@@ -114,7 +84,7 @@ func TestLeasesTakeOverADeadReplica(t *testing.T) {
 		t.Fatalf("the other replica's Run of a leased saga = %v, want ErrLeased", err)
 	}
 
-	viewA.cut.Store(true)
+	viewA.Cut()
 	cut := time.Now()
 	serveCtx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)

@@ -160,7 +160,7 @@ func (s *Saga[S]) Run(ctx context.Context, id string, initial S) (S, Outcome, er
 	if h := s.r.liveHandle(id); h != nil {
 		return s.join(ctx, h, false)
 	}
-	epoch, unlock, live, err := s.r.lease(ctx, id)
+	epoch, leased, live, err := s.r.lease(ctx, id)
 	switch {
 	case err != nil:
 		return zero, Pending, fmt.Errorf("saga: Run %q: %w", id, err)
@@ -179,7 +179,7 @@ func (s *Saga[S]) Run(ctx context.Context, id string, initial S) (S, Outcome, er
 	default:
 		in, live, err = s.resumeRecords(ctx, id, recs, epoch)
 	}
-	s.r.unlease(id, epoch, in != nil, unlock)
+	leased(in != nil)
 	switch {
 	case live != nil:
 		return s.join(ctx, live, false)
@@ -430,31 +430,15 @@ func (r *Runner) Serve(ctx context.Context) error {
 func (r *Runner) recover(ctx context.Context, wait bool) (reports []Report, err error) {
 	span := telemetry.Lazy(ctx, r.ins.tel.Tracer, spanRecover) // none if nothing is pending
 	defer func() { span.End(err) }()
-	var (
-		ids    []string
-		epochs map[string]uint64
-	)
-	if r.leases == nil {
-		ids, err = r.log.Pending(ctx)
-	} else {
-		ids, epochs, err = r.leases.Claim(ctx)
-		defer r.leases.ReleaseIdle(ids)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("saga: Recover: %w", err)
-	}
-	return owned.Recover(ctx, &r.live, ids, func(_ context.Context, id string) (*handle, *Report, error) {
-		ctx := span.Context()
-		if r.leases != nil {
-			unlock, err := r.leases.Lock(ctx, id)
-			if err != nil {
-				return nil, nil, err
-			}
-			defer unlock()
-			if r.liveHandle(id) != nil {
-				return nil, nil, nil // Run took it meanwhile
-			}
+	pending := func(ctx context.Context) ([]string, error) {
+		ids, err := r.log.Pending(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("saga: Recover: %w", err)
 		}
+		return ids, nil
+	}
+	return owned.Recover(ctx, &r.live, r.leases, pending, func(_ context.Context, id string, epoch uint64) (*handle, *Report, error) {
+		ctx := span.Context()
 		recs, err := r.log.Load(ctx, id)
 		if err != nil {
 			return nil, nil, fmt.Errorf("saga: Recover %q: %w", id, err)
@@ -465,7 +449,7 @@ func (r *Runner) recover(ctx context.Context, wait bool) (reports []Report, err 
 		}
 		rep := &Report{ID: id, Err: err}
 		if err == nil {
-			h.lease = epochs[id]
+			h.lease = epoch
 			rep.Name, rep.Version = h.begin.Name, h.begin.Version
 			var live *handle
 			if live, rep.Outcome, rep.Err = r.recoverOne(ctx, id, h); live != nil {
@@ -563,8 +547,6 @@ func (r *Runner) Close(ctx context.Context) error {
 		stopped = append(stopped, h.id)
 		h.kill(ErrClosed)
 	})
-	if r.leases != nil {
-		r.leases.Close(stopped)
-	}
+	r.leases.Close(stopped)
 	return err
 }

@@ -77,16 +77,16 @@ func (r *Runner) RetryStuck(ctx context.Context, id string) (Outcome, error) {
 	if ctx == nil {
 		return Pending, errNilContext
 	}
-	epoch, unlock, live, err := r.lease(ctx, id)
+	epoch, leased, live, err := r.lease(ctx, id)
 	if err != nil {
 		return Stuck, err
 	}
 	if live == nil {
-		if live, err = r.retryStuck(ctx, id, epoch); err != nil {
-			r.unlease(id, epoch, false, unlock)
+		live, err = r.retryStuck(ctx, id, epoch)
+		leased(live != nil)
+		if err != nil {
 			return Stuck, err
 		}
-		r.unlease(id, epoch, true, unlock)
 	}
 	select {
 	case <-live.done:
@@ -122,14 +122,14 @@ func (r *Runner) Resolve(ctx context.Context, id, note string) error {
 	if note == "" {
 		return errors.New("saga: Resolve: say in the note what was done")
 	}
-	lease, unlock, live, err := r.lease(ctx, id)
+	lease, leased, live, err := r.lease(ctx, id)
 	switch {
 	case err != nil:
 		return err
 	case live != nil:
 		return fmt.Errorf("saga: Resolve %q: the saga is running here (retried); it is no longer stuck", id)
 	}
-	defer r.unlease(id, lease, false, unlock)
+	defer leased(false)
 	h, err := r.stuckHistory(ctx, id)
 	if err != nil {
 		return err

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/errs"
@@ -22,7 +24,8 @@ type Coordinator struct {
 	cfg *config
 	ins *instruments
 
-	live owned.Set[*tx] // the transactions driven here, and their goroutines
+	live   owned.Set[*tx]     // the transactions driven here, and their goroutines
+	leases *owned.Leases[*tx] // with WithLeases
 
 	mu    sync.Mutex
 	known map[string]Participant // by name: WithParticipants and every Execute's
@@ -39,7 +42,34 @@ func NewCoordinator(log journal.Log, opts ...Option) (*Coordinator, error) {
 	}
 	c := &Coordinator{log: log, cfg: cfg, ins: newInstruments(cfg.tel), known: cfg.participants}
 	c.live.Retain(cfg.retention, log.Forget)
+	if cfg.leaseOwner != "" || cfg.leaseTTL != 0 {
+		c.leases, err = owned.NewLeases("twophase", log, cfg.leaseOwner, cfg.leaseTTL, &c.live, owned.LeaseHooks[*tx]{
+			Lost: func(id string, t *tx) {
+				t.kill(fmt.Errorf("%w: %q", ErrLeaseLost, id))
+				c.ins.leaseLost()
+			},
+			Claimed: c.ins.leasesClaimed,
+			Renewed: c.ins.leasesRenewed,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("twophase: WithLeases: %w", err)
+		}
+	}
 	return c, nil
+}
+
+// lease leases txID to c for an Execute or a Status (see
+// owned.Leases.Lease): the epoch to write under and done, or the live
+// transaction, to wait for.
+func (c *Coordinator) lease(ctx context.Context, txID string) (uint64, func(live bool), *tx, error) {
+	epoch, done, live, err := c.leases.Lease(ctx, txID)
+	switch {
+	case errors.Is(err, journal.ErrLeased):
+		return 0, nil, nil, fmt.Errorf("twophase: %q is driven by another coordinator: %w", txID, err)
+	case err != nil:
+		return 0, nil, nil, fmt.Errorf("twophase: lease %q: %w", txID, err)
+	}
+	return epoch, done, live, nil
 }
 
 // Execute runs transaction txID across participants:
@@ -64,7 +94,11 @@ func NewCoordinator(log journal.Log, opts ...Option) (*Coordinator, error) {
 //
 // An ID that has ended returns its recorded decision; one that is
 // unfinished is taken over and driven as Recover would, with the
-// participants it began with.
+// participants it began with. With WithLeases, Execute leases the
+// transaction first: an ID whose lease another coordinator holds returns
+// Pending and an error matching journal.ErrLeased (ask Status), and a
+// transaction whose lease this coordinator loses midway stops with
+// ErrLeaseLost.
 func (c *Coordinator) Execute(ctx context.Context, txID string, participants ...Participant) (Decision, error) {
 	if ctx == nil {
 		return Pending, errNilContext
@@ -75,18 +109,29 @@ func (c *Coordinator) Execute(ctx context.Context, txID string, participants ...
 	if t := c.liveTx(txID); t != nil {
 		return t.wait(ctx, false)
 	}
+	epoch, leased, live, err := c.lease(ctx, txID)
+	switch {
+	case err != nil:
+		return Pending, err
+	case live != nil:
+		return live.wait(ctx, false)
+	}
 	c.learn(participants)
 	recs, err := c.log.Load(ctx, txID)
 	switch {
 	case errors.Is(err, journal.ErrForgotten):
+		leased(false)
 		return Pending, fmt.Errorf("%w: %q", ErrForgotten, txID)
 	case err != nil:
+		leased(false)
 		return Pending, fmt.Errorf("twophase: Execute %q: %w", txID, err)
 	case len(recs) > 0:
-		return c.executeLogged(ctx, txID, recs)
+		return c.executeLogged(ctx, txID, recs, epoch, leased)
 	}
-	t := newTx(c, txID, participants, 1)
-	if live, err := c.claim(t); live != nil || err != nil {
+	t := newTx(c, txID, participants, max(1, epoch))
+	live, err = c.claim(t)
+	leased(live == nil && err == nil)
+	if live != nil || err != nil {
 		if err != nil {
 			return Pending, err
 		}
@@ -103,7 +148,7 @@ func (c *Coordinator) Execute(ctx context.Context, txID string, participants ...
 		// Another coordinator began the same ID first: answer as for any
 		// ID the journal has.
 		if recs, lerr := c.log.Load(ctx, txID); lerr == nil && len(recs) > 0 {
-			return c.executeLogged(ctx, txID, recs)
+			return c.executeLogged(ctx, txID, recs, 0, func(bool) {})
 		}
 		return d, err
 	}
@@ -135,9 +180,13 @@ func (c *Coordinator) answerFromJournal(ctx context.Context, txID string, cause 
 	return Pending, fmt.Errorf("%w: %q: another coordinator took it over; ask Status (%w)", ErrInDoubt, txID, cause)
 }
 
-// executeLogged answers Execute for an ID the journal has.
-func (c *Coordinator) executeLogged(ctx context.Context, txID string, recs []journal.Record) (Decision, error) {
+// executeLogged answers Execute for an ID the journal has, leased under
+// epoch (see lease).
+func (c *Coordinator) executeLogged(ctx context.Context, txID string, recs []journal.Record, epoch uint64, leased func(live bool)) (Decision, error) {
 	h, ok, err := readHistory(recs)
+	if err != nil || !ok || h.ended {
+		leased(false)
+	}
 	switch {
 	case err != nil:
 		return Pending, err
@@ -149,7 +198,8 @@ func (c *Coordinator) executeLogged(ctx context.Context, txID string, recs []jou
 		}
 		return h.decision, nil
 	}
-	t, err := c.takeOver(ctx, txID, h)
+	t, err := c.takeOver(ctx, txID, h, epoch)
+	leased(err == nil)
 	if err != nil {
 		return Pending, err
 	}
@@ -209,11 +259,12 @@ func (c *Coordinator) liveTx(id string) *tx {
 	return t
 }
 
-// takeOver resumes a logged, unfinished transaction under a higher epoch,
-// with an abort decision if it has none, and drives its phase 2, all on a
-// goroutine of the coordinator's. Its decision is known once that
-// goroutine's first record is durable (tx.status waits for it).
-func (c *Coordinator) takeOver(ctx context.Context, id string, h *history) (*tx, error) {
+// takeOver resumes a logged, unfinished transaction under a higher epoch
+// (its lease's, with leases), with an abort decision if it has none, and
+// drives its phase 2, all on a goroutine of the coordinator's. Its
+// decision is known once that goroutine's first record is durable
+// (tx.status waits for it).
+func (c *Coordinator) takeOver(ctx context.Context, id string, h *history, lease uint64) (*tx, error) {
 	var parts []Participant
 	var missing []string
 	c.mu.Lock()
@@ -230,7 +281,7 @@ func (c *Coordinator) takeOver(ctx context.Context, id string, h *history) (*tx,
 		// way to drive it without them.
 		return nil, fmt.Errorf("twophase: take over %q: %w: %q (give the coordinator WithParticipants)", id, ErrUnknownParticipant, missing)
 	}
-	t := newTx(c, id, parts, h.epoch+1)
+	t := newTx(c, id, parts, max(h.epoch+1, lease))
 	t.recovered, t.missing, t.begun = true, missing, true
 	t.seq, t.durable = h.seq, h.decision
 	if live, err := c.claim(t); live != nil || err != nil {
@@ -271,31 +322,29 @@ func (c *Coordinator) Status(ctx context.Context, txID string) (d Decision, err 
 	if txID == "" || len(txID) > journal.MaxIDLen {
 		return Pending, fmt.Errorf("twophase: Status: the transaction ID must be 1 to %d bytes", journal.MaxIDLen)
 	}
-	for range 3 { // a takeover may race another coordinator's append
+	for tries := 0; tries < 3; { // a takeover may race another coordinator's append
 		t := c.liveTx(txID)
 		if t == nil {
-			recs, err := c.log.Load(ctx, txID)
-			switch {
-			case errors.Is(err, journal.ErrForgotten):
-				return Pending, fmt.Errorf("%w: %q", ErrForgotten, txID)
-			case err != nil:
-				return Pending, fmt.Errorf("twophase: Status %q: %w", txID, err)
-			case len(recs) == 0:
-				return Pending, fmt.Errorf("%w: %q", ErrUnknown, txID)
+			if d, err := c.recordedDecision(ctx, txID); err != nil || d != Pending {
+				return d, err
 			}
-			h, ok, err := readHistory(recs)
+			// Undecided, and not live here: take it over, which aborts it.
+			t, err = c.takeOverUndecided(ctx, txID)
 			switch {
+			case errors.Is(err, journal.ErrLeased): // another coordinator drives it: wait for its decision
+				select {
+				case <-time.After(min(c.leases.TTL()/10, 50*time.Millisecond)):
+				case <-ctx.Done():
+					return Pending, ctx.Err()
+				}
+				continue
 			case err != nil:
 				return Pending, err
-			case !ok:
-				return Pending, fmt.Errorf("twophase: Status %q: not a two-phase commit", txID)
-			case h.decision != Pending:
-				return h.decision, nil
-			}
-			if t, err = c.takeOver(ctx, txID, h); err != nil {
-				return Pending, err
+			case t == nil: // decided meanwhile: read it
+				continue
 			}
 		}
+		tries++
 		d, err := t.status(ctx)
 		if err == nil {
 			return d, nil
@@ -313,22 +362,83 @@ func (c *Coordinator) Status(ctx context.Context, txID string) (d Decision, err 
 	return Pending, fmt.Errorf("twophase: Status %q: the transaction keeps changing; ask again", txID)
 }
 
+// recordedDecision is txID's decision as the journal holds it: Pending
+// for a transaction begun without one, ErrUnknown for an ID with no
+// record.
+func (c *Coordinator) recordedDecision(ctx context.Context, txID string) (Decision, error) {
+	recs, err := c.log.Load(ctx, txID)
+	switch {
+	case errors.Is(err, journal.ErrForgotten):
+		return Pending, fmt.Errorf("%w: %q", ErrForgotten, txID)
+	case err != nil:
+		return Pending, fmt.Errorf("twophase: Status %q: %w", txID, err)
+	case len(recs) == 0:
+		return Pending, fmt.Errorf("%w: %q", ErrUnknown, txID)
+	}
+	h, ok, err := readHistory(recs)
+	switch {
+	case err != nil:
+		return Pending, err
+	case !ok:
+		return Pending, fmt.Errorf("twophase: Status %q: not a two-phase commit", txID)
+	}
+	return h.decision, nil
+}
+
+// takeOverUndecided takes over, for Status, a transaction that the journal
+// showed undecided, leasing it first (an error matching journal.ErrLeased
+// when another coordinator holds it) and reading it again under the
+// lease; nil if it is decided by then, or the live transaction.
+func (c *Coordinator) takeOverUndecided(ctx context.Context, txID string) (*tx, error) {
+	epoch, leased, live, err := c.lease(ctx, txID)
+	if err != nil || live != nil {
+		return live, err
+	}
+	recs, err := c.log.Load(ctx, txID)
+	h, ok, herr := readHistory(recs)
+	switch {
+	case err != nil:
+		leased(false)
+		return nil, fmt.Errorf("twophase: Status %q: %w", txID, err)
+	case herr != nil || !ok || h.decision != Pending || h.ended:
+		leased(false)
+		return nil, herr
+	}
+	t, err := c.takeOver(ctx, txID, h, epoch)
+	leased(err == nil)
+	return t, err
+}
+
 // Recover takes over every transaction that the journal shows unfinished
 // and that is not live here: it re-drives every logged decision, and
 // aborts, durably, every transaction that began without one. It returns a
 // report for each, once every participant has acknowledged or ctx ends;
 // phase 2 goes on in the background after that.
+//
+// With WithLeases, Recover takes over only the transactions that no
+// coordinator holds a lease of, or whose coordinator's lease expired:
+// never one whose coordinator is alive and renewing. Serve calls it in a
+// loop.
 func (c *Coordinator) Recover(ctx context.Context) (reports []Report, err error) {
 	if ctx == nil {
 		return nil, errNilContext
 	}
+	return c.recover(ctx, true)
+}
+
+// recover is Recover; with wait false it reports the transactions it
+// took over as Pending at once.
+func (c *Coordinator) recover(ctx context.Context, wait bool) (reports []Report, err error) {
 	span := telemetry.Lazy(ctx, c.ins.tel.Tracer, spanRecover) // none if nothing is pending
 	defer func() { span.End(err) }()
-	ids, err := c.log.Pending(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("twophase: Recover: %w", err)
+	pending := func(ctx context.Context) ([]string, error) {
+		ids, err := c.log.Pending(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("twophase: Recover: %w", err)
+		}
+		return ids, nil
 	}
-	return owned.Recover(ctx, &c.live, ids, func(_ context.Context, id string) (*tx, *Report, error) {
+	return owned.Recover(ctx, &c.live, c.leases, pending, func(_ context.Context, id string, epoch uint64) (*tx, *Report, error) {
 		ctx := span.Context()
 		recs, err := c.log.Load(ctx, id)
 		if err != nil {
@@ -340,7 +450,7 @@ func (c *Coordinator) Recover(ctx context.Context) (reports []Report, err error)
 		}
 		if err == nil {
 			var t *tx
-			if t, err = c.takeOver(ctx, id, h); err == nil {
+			if t, err = c.takeOver(ctx, id, h, epoch); err == nil {
 				return t, nil, nil
 			}
 		}
@@ -350,12 +460,46 @@ func (c *Coordinator) Recover(ctx context.Context) (reports []Report, err error)
 		}
 		return nil, &Report{TxID: id, Decision: d, Err: err}, nil
 	}, func(ctx context.Context, t *tx) (Report, error) {
+		if !wait {
+			return Report{TxID: t.id, Decision: Pending}, nil
+		}
 		d, err := t.wait(ctx, false)
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return Report{}, ctx.Err()
 		}
 		return Report{TxID: t.id, Decision: d, Err: err}, nil
 	})
+}
+
+// Serve recovers, every half of the lease time, the transactions whose
+// coordinator died (see Recover), without waiting for their phase 2,
+// until ctx ends (it returns ctx's error) or Close begins (nil). A replica
+// runs one Serve beside its handlers. Errors on the way go to
+// otel.Handle, and the next round tries again. Serve needs WithLeases:
+// without them one coordinator's Recover takes over what another is
+// driving.
+func (c *Coordinator) Serve(ctx context.Context) error {
+	switch {
+	case ctx == nil:
+		return errNilContext
+	case c.leases == nil:
+		return errors.New("twophase: Serve needs WithLeases, so that replicas take over only what a dead one left")
+	}
+	tick := time.NewTicker(c.leases.TTL() / 2)
+	defer tick.Stop()
+	closing := c.live.Closing()
+	for {
+		if _, err := c.recover(ctx, false); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+			otel.Handle(err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-closing:
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 // Report is what Recover did with one transaction.
@@ -369,11 +513,19 @@ type Report struct {
 // running to finish their first round of phase 2, until ctx ends; then it
 // stops them, with no further call or record, leaves them to Recover, and
 // returns ctx's error at once. Their goroutines return as soon as the
-// participant or journal call each is in returns. It does not close the
-// journal. It is idempotent: a later Close returns nil at once.
+// participant or journal call each is in returns. With WithLeases, the
+// leases are renewed while Close waits, and those of the transactions it
+// stopped are given back, so that another replica takes them at once. It
+// does not close the journal. It is idempotent: a later Close returns nil at once.
 func (c *Coordinator) Close(ctx context.Context) error {
 	if ctx == nil {
 		return errNilContext
 	}
-	return c.live.Close(ctx, func(t *tx) { t.kill(ErrClosed) })
+	var stopped []string
+	err := c.live.Close(ctx, func(t *tx) {
+		stopped = append(stopped, t.id)
+		t.kill(ErrClosed)
+	})
+	c.leases.Close(stopped)
+	return err
 }

@@ -82,6 +82,20 @@
 // them: WithRetention(d) forgets each d after its End; without it the
 // journal grows with every transaction.
 //
+// # Replicas
+//
+// Coordinators in several replicas share one journal (pgjournal, on
+// PostgreSQL) through leases: with WithLeases(podName, ttl) each
+// transaction a coordinator begins or takes over is leased to it first,
+// renewed while it is driven, and given back at Close, and its records
+// carry the lease's epoch, so the journal fences a coordinator whose lease
+// passed to another. Serve takes over, every half of the lease time, the
+// transactions whose coordinator's lease expired, and re-drives their
+// decision (presumed abort for one that had none); Status waits for the
+// decision of an undecided transaction that another live coordinator
+// drives, instead of aborting it; Execute of such an ID returns an error
+// matching journal.ErrLeased.
+//
 // # Telemetry
 //
 // A transaction has a 2pc.transaction span, with children for the prepare

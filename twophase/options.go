@@ -37,6 +37,8 @@ type config struct {
 	phase2         *retry.Policy
 	participants   map[string]Participant
 	retention      time.Duration
+	leaseOwner     string
+	leaseTTL       time.Duration
 	tel            telemetry.Config
 }
 
@@ -128,6 +130,25 @@ func (participantsOption) apply(*config) {}
 // its journal, by name, so that Recover can drive transactions begun
 // before a restart. Execute's participants need not be listed.
 func WithParticipants(ps ...Participant) Option { return participantsOption(ps) }
+
+// WithLeases makes the coordinator share its journal with the
+// coordinators of other replicas: every transaction it begins or takes
+// over is leased to owner, a name unique to this replica, for ttl at a
+// time, renewed every third of ttl while it is driven here, and each
+// record carries the lease's epoch, so that the journal fences a
+// coordinator whose lease passed to another. Recover and Serve then take
+// over only the transactions whose coordinator's lease expired, and
+// Status waits for the decision of one that another coordinator drives
+// rather than aborting it. The journal must implement journal.Leaser
+// (pgjournal does, for replicas on one database).
+//
+// ttl bounds how long a dead replica's transactions wait for another:
+// about ttl and a half, with Serve; and how long a replica cut off from
+// the journal goes on: a transaction whose lease it could not renew
+// before ttl passed is stopped (ErrLeaseLost).
+func WithLeases(owner string, ttl time.Duration) Option {
+	return optionFunc(func(c *config) { c.leaseOwner, c.leaseTTL = owner, ttl })
+}
 
 // WithTracerProvider sets the tracer provider; nil is ignored. The default
 // is the global one.

@@ -96,6 +96,10 @@ var (
 	// participant is in doubt about it there; one that holds it prepared
 	// asks the wrong coordinator.
 	ErrUnknown = errors.New("twophase: the journal holds no record of the transaction")
+	// ErrLeaseLost is the error of a transaction that this coordinator
+	// stopped because its lease passed to another coordinator, or could
+	// not be renewed before it expired: whoever holds it now drives it.
+	ErrLeaseLost = errors.New("twophase: lease lost to another coordinator")
 )
 
 // VoteError is the failure of a transaction's prepare phase: who voted no,

@@ -35,6 +35,9 @@ const (
 	metricPhase        = telemetry.Prefix + "twophase.phase.duration"
 	metricInDoubt      = telemetry.Prefix + "twophase.in_doubt"
 	metricRetries      = telemetry.Prefix + "twophase.phase2.retries"
+	metricLeaseClaimed = telemetry.Prefix + "twophase.lease.claimed"
+	metricLeaseRenewed = telemetry.Prefix + "twophase.lease.renewed"
+	metricLeaseLost    = telemetry.Prefix + "twophase.lease.lost"
 )
 
 // ScopeName is the instrumentation scope of the package's telemetry.
@@ -47,6 +50,9 @@ type instruments struct {
 	phase        metric.Float64Histogram
 	inDoubt      metric.Int64UpDownCounter
 	retries      metric.Int64Counter
+	claimed      metric.Int64Counter
+	renewed      metric.Int64Counter
+	lost         metric.Int64Counter
 	byDecision   map[Decision]metric.MeasurementOption
 	byPhase      map[string]metric.MeasurementOption
 }
@@ -59,6 +65,9 @@ func newInstruments(cfg telemetry.Config) *instruments {
 		phase:        tel.Duration(metricPhase, "How long the prepare phase, and the commit or abort phase until every acknowledgement, took."),
 		inDoubt:      tel.UpDownCounter(metricInDoubt, "{transaction}", "Transactions with a decision that not every participant has acknowledged."),
 		retries:      tel.Counter(metricRetries, "{retry}", "Commit and Abort calls repeated because a participant did not acknowledge."),
+		claimed:      tel.Counter(metricLeaseClaimed, "{transaction}", "Transactions whose lease this coordinator claimed to take them over: unowned, or their coordinator's lease expired."),
+		renewed:      tel.Counter(metricLeaseRenewed, "{transaction}", "Leases of live transactions renewed."),
+		lost:         tel.Counter(metricLeaseLost, "{transaction}", "Transactions stopped because their lease passed to another coordinator or could not be renewed in time."),
 		byDecision:   map[Decision]metric.MeasurementOption{},
 		byPhase:      map[string]metric.MeasurementOption{},
 	}
@@ -70,6 +79,12 @@ func newInstruments(cfg telemetry.Config) *instruments {
 	}
 	return in
 }
+
+func (in *instruments) leasesClaimed(n int) { in.claimed.Add(context.Background(), int64(n)) }
+
+func (in *instruments) leasesRenewed(n int) { in.renewed.Add(context.Background(), int64(n)) }
+
+func (in *instruments) leaseLost() { in.lost.Add(context.Background(), 1) }
 
 // startPhase starts a phase's span and stopwatch. A phase and a call are
 // fine-grained: they get spans only under a recording transaction span.

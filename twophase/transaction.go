@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -42,9 +43,10 @@ type tx struct {
 	// ctx carries the transaction's span and the caller's values, and
 	// outlives the caller; stop cancels it when the coordinator gives up
 	// (Close). A recovered transaction's resolver spans link to span.
-	ctx  context.Context
-	stop context.CancelCauseFunc
-	span trace.Span
+	ctx    context.Context
+	stop   context.CancelCauseFunc
+	opened atomic.Bool // open has set ctx and stop
+	span   trace.Span
 	// detached is ctx without its cancellation: the votes run under a
 	// timeout of their own derived from it (a child of ctx would register
 	// with it: a map and a channel per transaction), and kill ends them
@@ -88,6 +90,13 @@ func (t *tx) open(ctx context.Context, begun trace.SpanContext) context.Context 
 	ctx, t.span = t.c.ins.tel.Tracer.Start(ctx, spanTransaction, opts...)
 	t.detached = context.WithoutCancel(ctx)
 	t.ctx, t.stop = context.WithCancelCause(t.detached)
+	t.opened.Store(true)
+	t.mu.Lock()
+	dead := t.dead
+	t.mu.Unlock()
+	if dead != nil { // killed while it opened
+		t.stop(dead)
+	}
 	return ctx
 }
 
@@ -560,7 +569,9 @@ func (t *tx) abortCause() error {
 // kill stops the transaction where it is: no further call or record.
 func (t *tx) kill(cause error) {
 	t.fail(cause)
-	t.stop(cause)
+	if t.opened.Load() { // else open stops it
+		t.stop(cause)
+	}
 	t.mu.Lock()
 	if t.unprepare != nil {
 		t.unprepare() // the votes run apart from ctx

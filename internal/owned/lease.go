@@ -26,6 +26,7 @@ const claimBatch = 64
 // expiry with no renewal (the journal did not answer), since another may
 // have taken it meanwhile.
 type Leases[T comparable] struct {
+	pkg   string // the runner's package, for errors
 	log   journal.Leaser
 	owner string
 	ttl   time.Duration
@@ -50,8 +51,9 @@ type LeaseHooks[T any] struct {
 }
 
 // NewLeases returns the leases of set's work on log under owner, and
-// starts their renewals; Close stops them.
-func NewLeases[T comparable](log journal.Log, owner string, ttl time.Duration, set *Set[T], hooks LeaseHooks[T]) (*Leases[T], error) {
+// starts their renewals; Close stops them. pkg names the runner's package
+// in the errors that the leases report.
+func NewLeases[T comparable](pkg string, log journal.Log, owner string, ttl time.Duration, set *Set[T], hooks LeaseHooks[T]) (*Leases[T], error) {
 	leaser, ok := log.(journal.Leaser)
 	switch {
 	case !ok:
@@ -61,7 +63,7 @@ func NewLeases[T comparable](log journal.Log, owner string, ttl time.Duration, s
 	case ttl < 10*time.Millisecond:
 		return nil, fmt.Errorf("ttl %v is too short to renew in time; take seconds", ttl)
 	}
-	l := &Leases[T]{log: leaser, owner: owner, ttl: ttl, set: set, hooks: hooks,
+	l := &Leases[T]{pkg: pkg, log: leaser, owner: owner, ttl: ttl, set: set, hooks: hooks,
 		locked: map[string]chan struct{}{}, until: map[string]time.Time{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go l.keep()
@@ -98,9 +100,45 @@ func (l *Leases[T]) Lock(ctx context.Context, id string) (unlock func(), err err
 	}
 }
 
-// Acquire leases id (journal.Leaser's Acquire) and returns the epoch to
-// write under; the caller holds Lock. Its errors are the journal's.
-func (l *Leases[T]) Acquire(ctx context.Context, id string) (uint64, error) {
+// Lease leases id for work about to begin or resume here. It takes id's
+// turn (Lock) and then either returns the work live here now, to join, or
+// acquires the lease and returns the epoch to write under, with done, to
+// call once the work is live here (done(true)) or given up (done(false):
+// the lease goes back). An ended transaction is leased nothing: epoch 0
+// and no error (its records say what became of it). The errors are the
+// journal's, journal.ErrLeased among them. On a nil *Leases (a runner
+// without leases) it leases nothing and done does nothing.
+func (l *Leases[T]) Lease(ctx context.Context, id string) (epoch uint64, done func(live bool), live T, err error) {
+	if l == nil {
+		return 0, func(bool) {}, live, nil
+	}
+	unlock, err := l.Lock(ctx, id)
+	if err != nil {
+		return 0, nil, live, err
+	}
+	if w, ok := l.set.Get(id); ok {
+		unlock()
+		return 0, nil, w, nil
+	}
+	epoch, err = l.acquire(ctx, id)
+	switch {
+	case errors.Is(err, journal.ErrEnded):
+		return 0, func(bool) { unlock() }, live, nil
+	case err != nil:
+		unlock()
+		return 0, nil, live, err
+	}
+	return epoch, func(live bool) {
+		if !live {
+			l.Release(id)
+		}
+		unlock()
+	}, live, nil
+}
+
+// acquire leases id (journal.Leaser's Acquire) and returns the epoch to
+// write under; the caller holds Lock.
+func (l *Leases[T]) acquire(ctx context.Context, id string) (uint64, error) {
 	asked := time.Now()
 	lease, err := l.log.Acquire(ctx, id, l.owner, l.ttl)
 	if err != nil {
@@ -120,7 +158,7 @@ func (l *Leases[T]) Claim(ctx context.Context) ([]string, map[string]uint64, err
 		asked := time.Now()
 		got, err := l.log.Claim(ctx, l.owner, l.ttl, claimBatch)
 		if err != nil {
-			return ids, epochs, err
+			return ids, epochs, fmt.Errorf("%s: claim the unowned and expired transactions: %w", l.pkg, err)
 		}
 		for _, c := range got {
 			ids = append(ids, c.TxID)
@@ -157,13 +195,16 @@ func (l *Leases[T]) Release(ids ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.ttl)
 	defer cancel()
 	if err := l.log.Release(ctx, l.owner, ids...); err != nil {
-		otel.Handle(fmt.Errorf("release the leases of %d transactions (they expire in %v): %w", len(ids), l.ttl, err))
+		otel.Handle(fmt.Errorf("%s: release the leases of %d transactions (they expire in %v): %w", l.pkg, len(ids), l.ttl, err))
 	}
 }
 
 // ReleaseIdle gives back the leases of those of ids that have no live
 // work here.
 func (l *Leases[T]) ReleaseIdle(ids []string) {
+	if l == nil {
+		return
+	}
 	var idle []string
 	for _, id := range ids {
 		if _, ok := l.set.Get(id); !ok {
@@ -175,8 +216,11 @@ func (l *Leases[T]) ReleaseIdle(ids []string) {
 
 // Close stops the renewals, once the set's work has stopped, and gives
 // back the leases of stopped, the work that Close stopped before its end.
-// Later calls do nothing.
+// Later calls, and calls on a nil *Leases, do nothing.
 func (l *Leases[T]) Close(stopped []string) {
+	if l == nil {
+		return
+	}
 	l.stopOnce.Do(func() {
 		close(l.stop)
 		<-l.done
@@ -209,7 +253,7 @@ func (l *Leases[T]) renew() {
 	lost, err := l.log.Renew(ctx, l.owner, l.ttl, ids)
 	cancel()
 	if err != nil {
-		otel.Handle(fmt.Errorf("renew the leases of %d transactions: %w", len(ids), err))
+		otel.Handle(fmt.Errorf("%s: renew the leases of %d transactions: %w", l.pkg, len(ids), err))
 	}
 	gone := make(map[string]bool, len(lost))
 	for _, id := range lost {
