@@ -142,12 +142,14 @@
 //	})
 //	... tx.Commit(ctx)
 //
-// TestReplicasUnderKills runs three saga runners as separate processes on
-// one database, SIGKILLs one every few hundred milliseconds under load,
-// and checks that every saga completed or was compensated, that every
-// effect written through the barrier happened exactly once, and that no
-// saga's records went back in epoch (two owners at once); README.md gives
-// its take-over times.
+// TestReplicasUnderKills runs three replicas, each a saga runner and a
+// 2PC coordinator, as separate processes on one database, SIGKILLs one
+// every few hundred milliseconds under load, and checks that every saga
+// completed or was compensated, that every effect written through the
+// barrier happened exactly once, that no saga's records went back in
+// epoch (two owners at once), and that no two-phase commit committed at
+// one participant and aborted at another; README.md gives its take-over
+// times.
 //
 // # Group commit
 //
@@ -198,6 +200,10 @@
 //     bounded by WithWriteTimeout (30 s by default).
 //   - Tombstones are dated by this process's clock, and dropped by Forget
 //     a few times a horizon, at most 10,000 a time.
+//   - Give saga runners and 2PC coordinators that use leases journals of
+//     their own (WithTablePrefix): each one's Serve claims whatever its
+//     journal holds unowned, and gives back only afterwards what is not
+//     its kind.
 //   - Behind PgBouncer, use session or transaction pooling (the log's
 //     transaction is one), not statement pooling.
 package pgjournal

@@ -18,9 +18,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/otelpatterns/otelpatterns/saga"
+	"github.com/otelpatterns/otelpatterns/twophase"
 )
 
-// The fault test: saga runners as separate processes (this test binary,
+// The fault test: saga runners and 2PC coordinators as separate processes (this test binary,
 // started again with replicaVar set) on one PostgreSQL, one of them
 // SIGKILLed every few hundred milliseconds under a steady load, restarted
 // under a new name, as a Deployment's pod would be.
@@ -72,6 +73,59 @@ func transferSteps(pool *pgxpool.Pool, b *Barrier, effects string) []saga.Step[t
 	return []saga.Step[transfer]{effectStep("debit", never), credit}
 }
 
+// account is a two-phase-commit participant whose state is a table that
+// every replica shares, as a service's database would be: a row per
+// transaction, prepared, then committed or aborted. A commit or an abort
+// that would contradict the other is refused and counted as a violation.
+type account struct {
+	name, table string
+	pool        *pgxpool.Pool
+}
+
+func (a account) Name() string { return a.name }
+
+func (a account) Prepare(ctx context.Context, tx string) error {
+	var n int
+	fmt.Sscanf(tx, "x-%d", &n)
+	if a.name == "b" && n%7 == 0 { // every seventh transaction is refused at b
+		_, err := a.pool.Exec(ctx, "INSERT INTO "+a.table+" (tx, p, state) VALUES ($1, $2, 'aborted') ON CONFLICT DO NOTHING", tx, a.name)
+		return errors.Join(twophase.ErrVoteNo, err)
+	}
+	var state string
+	err := a.pool.QueryRow(ctx, `INSERT INTO `+a.table+` AS t (tx, p, state) VALUES ($1, $2, 'prepared')
+ON CONFLICT (tx, p) DO UPDATE SET state = t.state RETURNING state`, tx, a.name).Scan(&state)
+	switch {
+	case err != nil:
+		return err
+	case state == "aborted":
+		return fmt.Errorf("%w: %s aborted already", twophase.ErrVoteNo, tx)
+	}
+	return nil
+}
+
+func (a account) Commit(ctx context.Context, tx string) error {
+	return a.settle(ctx, tx, "committed", "aborted")
+}
+
+func (a account) Abort(ctx context.Context, tx string) error {
+	if _, err := a.pool.Exec(ctx, "INSERT INTO "+a.table+" (tx, p, state) VALUES ($1, $2, 'aborted') ON CONFLICT DO NOTHING", tx, a.name); err != nil {
+		return err
+	}
+	return a.settle(ctx, tx, "aborted", "committed")
+}
+
+// settle moves tx to state, once, unless it is in the contradicting one.
+func (a account) settle(ctx context.Context, tx, state, contradiction string) error {
+	var was string
+	err := a.pool.QueryRow(ctx, `UPDATE `+a.table+` SET state = $3
+WHERE tx = $1 AND p = $2 AND state <> $4 RETURNING state`, tx, a.name, state, contradiction).Scan(&was)
+	if errors.Is(err, pgx.ErrNoRows) {
+		_, _ = a.pool.Exec(ctx, "UPDATE "+a.table+" SET violations = violations + 1 WHERE tx = $1 AND p = $2", tx, a.name)
+		return fmt.Errorf("%s: %s of a transaction that is %s or unknown", a.name, state, contradiction)
+	}
+	return err
+}
+
 // replicaMain is a replica: it serves the journal and runs sagas, taking
 // their IDs from a sequence, a few dozen a second, until the load's end;
 // then it serves until it is killed.
@@ -107,8 +161,30 @@ func replicaMain(name string) {
 		fail(err)
 	}
 	go func() { _ = r.Serve(ctx) }()
+	tpLog, err := Open(ctx, pool, WithTablePrefix(prefix+"_tp")) // a journal of its own: each Serve claims all its journal holds
+	if err != nil {
+		fail(err)
+	}
+	accounts := []twophase.Participant{account{"a", prefix + "_accounts", pool}, account{"b", prefix + "_accounts", pool}}
+	coord, err := twophase.NewCoordinator(tpLog, twophase.WithLeases(name, replicaTTL), twophase.WithParticipants(accounts...))
+	if err != nil {
+		fail(err)
+	}
+	go func() { _ = coord.Serve(ctx) }()
 	until, _ := strconv.ParseInt(os.Getenv(untilVar), 10, 64)
 	var wg sync.WaitGroup
+	for range loadPerProc / 2 {
+		wg.Go(func() {
+			for time.Now().UnixNano() < until {
+				var n int
+				if err := pool.QueryRow(ctx, "SELECT nextval('"+prefix+"_tx')").Scan(&n); err != nil {
+					return
+				}
+				_, _ = coord.Execute(ctx, fmt.Sprint("x-", n), accounts...)
+				time.Sleep(time.Duration(50+rand.IntN(100)) * time.Millisecond)
+			}
+		})
+	}
 	for range loadPerProc {
 		wg.Go(func() {
 			for time.Now().UnixNano() < until {
@@ -140,12 +216,18 @@ func TestReplicasUnderKills(t *testing.T) {
 	if err := b.Migrate(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	effects := prefix + "_effects"
-	if _, err := pool.Exec(ctx, "CREATE TABLE "+effects+" (saga_id text NOT NULL, what text NOT NULL); CREATE SEQUENCE "+prefix+"_ids"); err != nil {
+	effects, accounts := prefix+"_effects", prefix+"_accounts"
+	if _, err := pool.Exec(ctx, "CREATE TABLE "+effects+" (saga_id text NOT NULL, what text NOT NULL); CREATE SEQUENCE "+prefix+"_ids; CREATE SEQUENCE "+prefix+"_tx; "+
+		"CREATE TABLE "+accounts+" (tx text NOT NULL, p text NOT NULL, state text NOT NULL, violations int NOT NULL DEFAULT 0, PRIMARY KEY (tx, p))"); err != nil {
 		t.Fatal(err)
 	}
+	if err := Migrate(ctx, pool, WithTablePrefix(prefix+"_tp")); err != nil {
+		t.Fatal(err)
+	}
+	tp := newStatements(prefix + "_tp")
 	t.Cleanup(func() {
-		_, _ = pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+effects+", "+b.table+"; DROP SEQUENCE IF EXISTS "+prefix+"_ids")
+		_, _ = pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+effects+", "+accounts+", "+b.table+", "+tp.records+", "+tp.transactions+", "+tp.schema+
+			"; DROP SEQUENCE IF EXISTS "+prefix+"_ids, "+prefix+"_tx")
 	})
 
 	loadEnds := time.Now().Add(time.Duration(seconds) * time.Second)
@@ -189,18 +271,23 @@ func TestReplicasUnderKills(t *testing.T) {
 		_ = victim.Wait()
 		kills++
 		replicas[slot] = start(slot)
-		var held int
-		if err := pool.QueryRow(ctx, "SELECT count(*) FROM "+s.transactions+" WHERE owner = $1 AND NOT ended AND last_seq > 0", owner).Scan(&held); err != nil {
+		held := func() (int, error) {
+			var n int
+			err := pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM "+s.transactions+" WHERE owner = $1 AND NOT ended AND last_seq > 0) + "+
+				"(SELECT count(*) FROM "+tp.transactions+" WHERE owner = $1 AND NOT ended AND last_seq > 0)", owner).Scan(&n)
+			return n, err
+		}
+		n, err := held()
+		if err != nil {
 			t.Fatal(err)
 		}
-		if held == 0 {
+		if n == 0 {
 			idle++
 			continue
 		}
 		watch.Go(func() {
 			for time.Since(killed) < 20*time.Second {
-				var held int
-				if err := pool.QueryRow(ctx, "SELECT count(*) FROM "+s.transactions+" WHERE owner = $1 AND NOT ended AND last_seq > 0", owner).Scan(&held); err == nil && held == 0 {
+				if n, err := held(); err == nil && n == 0 {
 					mu.Lock()
 					takeovers = append(takeovers, time.Since(killed))
 					mu.Unlock()
@@ -215,7 +302,8 @@ func TestReplicasUnderKills(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var pending int
-		if err := pool.QueryRow(ctx, "SELECT count(*) FROM "+s.transactions+" WHERE NOT ended AND last_seq > 0").Scan(&pending); err != nil {
+		if err := pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM "+s.transactions+" WHERE NOT ended AND last_seq > 0) + "+
+			"(SELECT count(*) FROM "+tp.transactions+" WHERE NOT ended AND last_seq > 0)").Scan(&pending); err != nil {
 			t.Fatal(err)
 		}
 		if pending == 0 && time.Now().After(loadEnds.Add(time.Second)) {
@@ -303,6 +391,24 @@ func TestReplicasUnderKills(t *testing.T) {
 			}
 		}
 	}
+	// No two-phase commit committed at one participant and aborted at
+	// another, and no participant asked to commit what it aborted, or the
+	// reverse.
+	var mixed, violations, txs, committedTx int
+	if err := pool.QueryRow(ctx, `SELECT
+    count(*) FILTER (WHERE c > 0 AND a > 0), coalesce(sum(v), 0), count(*), count(*) FILTER (WHERE c = 2)
+FROM (SELECT tx, count(*) FILTER (WHERE state = 'committed') c, count(*) FILTER (WHERE state = 'aborted') a,
+    sum(violations) v FROM `+accounts+` GROUP BY tx) per`).Scan(&mixed, &violations, &txs, &committedTx); err != nil {
+		t.Fatal(err)
+	}
+	if mixed > 0 || violations > 0 {
+		t.Errorf("two-phase commits: %d committed at one participant and aborted at another, %d contradicting calls", mixed, violations)
+	}
+	t.Logf("%d two-phase commits reached the participants, %d committed at both", txs, committedTx)
+	if committedTx == 0 {
+		t.Error("no two-phase commit committed: the load did not run")
+	}
+
 	slices.Sort(takeovers)
 	t.Logf("%d kills in %d s (%d of a replica holding no saga); %d sagas begun (%d completed, %d compensated) of %d IDs handed out",
 		kills, seconds, idle, begun, completed, compensated, handed)
