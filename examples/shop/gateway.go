@@ -7,11 +7,13 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/time/rate"
 
 	"github.com/otelpatterns/otelpatterns/examples/internal/setup"
 	"github.com/otelpatterns/otelpatterns/examples/internal/web"
 	"github.com/otelpatterns/otelpatterns/journal"
+	"github.com/otelpatterns/otelpatterns/journal/pgjournal"
 	"github.com/otelpatterns/otelpatterns/pool"
 	"github.com/otelpatterns/otelpatterns/retry"
 	"github.com/otelpatterns/otelpatterns/retry/breaker"
@@ -32,6 +34,8 @@ type Checkout struct {
 type gatewayConfig struct {
 	urls        map[string]string // base URL of each service, by name
 	journalDir  string
+	journalDSN  string // a PostgreSQL journal shared by replicas, instead of journalDir
+	replica     string // this gateway's name among the replicas, with journalDSN
 	stepTimeout time.Duration
 	crashAfter  int    // the step after whose effect the process dies; 0 for never
 	crash       func() // how it dies: os.Exit in the program, a stand-in in tests
@@ -44,7 +48,10 @@ type gateway struct {
 	cfg       gatewayConfig
 	down      map[string]*downstream
 	lookups   *pool.WorkerPool[lookup, lookupResult]
-	log       *journal.File
+	log       journal.Log
+	db        *pgxpool.Pool // with journalDSN
+	stopServe context.CancelFunc
+	served    chan struct{}
 	runner    *saga.Runner
 	checkouts *saga.Saga[Checkout]
 }
@@ -80,7 +87,7 @@ func newGateway(ctx context.Context, tel *setup.Telemetry, cfg gatewayConfig) (*
 	if err != nil {
 		return nil, err
 	}
-	if g.log, err = journal.Open(cfg.journalDir, journal.WithTracerProvider(tel.TracerProvider), journal.WithMeterProvider(tel.MeterProvider)); err != nil {
+	if err := g.openJournal(ctx, tel); err != nil {
 		return nil, err
 	}
 	// A compensation is retried for about a second; then the saga is stuck,
@@ -91,8 +98,15 @@ func newGateway(ctx context.Context, tel *setup.Telemetry, cfg gatewayConfig) (*
 	if err != nil {
 		return nil, err
 	}
-	if g.runner, err = saga.NewRunner(g.log, saga.WithCompensationRetry(compensations), saga.WithTracerProvider(tel.TracerProvider),
-		saga.WithMeterProvider(tel.MeterProvider), saga.WithPropagators(tel.Propagators)); err != nil {
+	opts := []saga.Option{saga.WithCompensationRetry(compensations), saga.WithTracerProvider(tel.TracerProvider),
+		saga.WithMeterProvider(tel.MeterProvider), saga.WithPropagators(tel.Propagators)}
+	if g.db != nil {
+		// Replicas share the journal: each checkout is leased to the
+		// gateway that runs it, and one whose gateway died is taken over by
+		// another within about the lease time and a half.
+		opts = append(opts, saga.WithLeases(cfg.replica, leaseTTL))
+	}
+	if g.runner, err = saga.NewRunner(g.log, opts...); err != nil {
 		return nil, err
 	}
 	def, err := saga.New("checkout", 1, g.steps())
@@ -102,11 +116,50 @@ func newGateway(ctx context.Context, tel *setup.Telemetry, cfg gatewayConfig) (*
 	if g.checkouts, err = saga.Register(g.runner, def); err != nil {
 		return nil, err
 	}
-	// A checkout that a crash interrupted goes on now.
-	if _, err := g.runner.Recover(ctx); err != nil {
-		return nil, err
+	if g.db == nil {
+		// A checkout that a crash interrupted goes on now.
+		if _, err := g.runner.Recover(ctx); err != nil {
+			return nil, err
+		}
+		return g, nil
 	}
+	// With replicas, Serve takes over, for as long as the gateway runs, the
+	// checkouts of the gateways that die.
+	serveCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	g.stopServe, g.served = stop, make(chan struct{})
+	go func() {
+		defer close(g.served)
+		_ = g.runner.Serve(serveCtx)
+	}()
 	return g, nil
+}
+
+// leaseTTL is how long a gateway's lease of a checkout lasts between
+// renewals: a dead gateway's checkouts resume elsewhere about 1.5 s after
+// it died.
+const leaseTTL = time.Second
+
+// openJournal opens the file journal in journalDir, or, with journalDSN,
+// the PostgreSQL journal that every replica shares.
+func (g *gateway) openJournal(ctx context.Context, tel *setup.Telemetry) (err error) {
+	if g.cfg.journalDSN == "" {
+		g.log, err = journal.Open(g.cfg.journalDir, journal.WithTracerProvider(tel.TracerProvider), journal.WithMeterProvider(tel.MeterProvider))
+		return err
+	}
+	if g.cfg.replica == "" {
+		return errors.New("gateway: a PostgreSQL journal needs a -replica name, unique to this gateway")
+	}
+	if g.db, err = pgxpool.New(ctx, g.cfg.journalDSN); err != nil {
+		return fmt.Errorf("gateway: the journal's database: %w", err)
+	}
+	if err = pgjournal.Migrate(ctx, g.db, pgjournal.WithTracerProvider(tel.TracerProvider)); err == nil {
+		g.log, err = pgjournal.Open(ctx, g.db, pgjournal.WithTracerProvider(tel.TracerProvider), pgjournal.WithMeterProvider(tel.MeterProvider))
+	}
+	if err != nil {
+		g.db.Close()
+		return fmt.Errorf("gateway: the journal: %w", err)
+	}
+	return nil
 }
 
 // steps are the checkout saga: reserve stock, charge payment, create order.
@@ -240,5 +293,11 @@ func (g *gateway) quote(ctx context.Context, req checkoutRequest) (Checkout, err
 // close waits for the checkouts in flight until ctx ends, then leaves the
 // rest to the next start's Recover.
 func (g *gateway) close(ctx context.Context) error {
-	return errors.Join(g.runner.Close(ctx), g.lookups.Close(), g.log.Close())
+	err := errors.Join(g.runner.Close(ctx), g.lookups.Close(), g.log.Close())
+	if g.db != nil {
+		g.stopServe()
+		<-g.served
+		g.db.Close()
+	}
+	return err
 }

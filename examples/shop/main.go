@@ -51,6 +51,8 @@ type config struct {
 	service     string
 	addrs       map[string]*string
 	journalDir  string
+	journalDSN  string
+	replica     string
 	serve       bool
 	decline     bool
 	invDelay    time.Duration
@@ -72,6 +74,9 @@ func main() {
 		cfg.addrs[name] = flag.String(name, fmt.Sprintf("127.0.0.1:%d", port), "the address of the "+name+" service")
 	}
 	flag.StringVar(&cfg.journalDir, "journal", filepath.Join(os.TempDir(), "otelpatterns-shop-journal"), "the gateway's saga journal directory")
+	flag.StringVar(&cfg.journalDSN, "journal-dsn", os.Getenv("OTELPATTERNS_JOURNAL_DSN"), "a PostgreSQL database for the saga journal, shared by gateway replicas (default $OTELPATTERNS_JOURNAL_DSN; empty: the -journal directory)")
+	host, _ := os.Hostname()
+	flag.StringVar(&cfg.replica, "replica", fmt.Sprintf("gateway-%s-%d", host, os.Getpid()), "this gateway's name among the replicas, with -journal-dsn")
 	flag.BoolVar(&cfg.serve, "serve", false, "keep serving until interrupted, instead of running demo checkouts")
 	flag.BoolVar(&cfg.decline, "decline", false, "payments declines every card")
 	flag.DurationVar(&cfg.invDelay, "inventory-delay", 0, "how long inventory takes to reserve (past -step-timeout, a timeout)")
@@ -107,7 +112,7 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 		addrs[name] = *a
 	}
 	s, err := start(ctx, tel, shopConfig{
-		only: cfg.service, addrs: addrs, journalDir: cfg.journalDir, decline: cfg.decline,
+		only: cfg.service, addrs: addrs, journalDir: cfg.journalDir, journalDSN: cfg.journalDSN, replica: cfg.replica, decline: cfg.decline,
 		invDelay: cfg.invDelay, stepTimeout: cfg.stepTimeout, crashAfter: cfg.crashAfter, noRelease: cfg.noRelease,
 		crash: func() { fmt.Fprintln(os.Stderr, "shop: crashing as asked (-crash-after-step)"); os.Exit(3) },
 	})

@@ -17,6 +17,8 @@ type shopConfig struct {
 	only        string            // "all" or one service
 	addrs       map[string]string // listen address by service; "127.0.0.1:0" for any port
 	journalDir  string
+	journalDSN  string
+	replica     string
 	decline     bool
 	invDelay    time.Duration
 	stepTimeout time.Duration
@@ -81,7 +83,7 @@ func start(ctx context.Context, tel *setup.Telemetry, cfg shopConfig) (s *shop, 
 		if err != nil {
 			return nil, err
 		}
-		if s.gateway, err = newGateway(ctx, gtel, gatewayConfig{urls: urls, journalDir: cfg.journalDir,
+		if s.gateway, err = newGateway(ctx, gtel, gatewayConfig{urls: urls, journalDir: cfg.journalDir, journalDSN: cfg.journalDSN, replica: cfg.replica,
 			stepTimeout: cfg.stepTimeout, crashAfter: cfg.crashAfter, crash: cfg.crash}); err != nil {
 			return nil, err
 		}
