@@ -6,9 +6,11 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/otelpatterns/journal"
+	"github.com/otelpatterns/otelpatterns/saga"
 )
 
 // benchRecord is what a saga step's record looks like: a small payload and
@@ -86,6 +88,59 @@ func BenchmarkAppend(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(commits(b, r))/float64(next.Load()), "commits/append")
+		})
+	}
+}
+
+// BenchmarkConcurrentSagas runs 64 sagas of 5 steps that do nothing at
+// once on this log, as saga's BenchmarkConcurrentSagasFile does on the
+// file log, with leases and without, and reports the time per saga and
+// per step and the COMMITs per step.
+func BenchmarkConcurrentSagas(b *testing.B) {
+	const steps = 5
+	for _, leased := range []bool{false, true} {
+		b.Run(fmt.Sprintf("leases=%v", leased), func(b *testing.B) {
+			pool := newPool(b)
+			r := telemetrytest.NewRecorders(b)
+			l := mustOpen(b, pool, newTables(b, pool), WithMeterProvider(r.MeterProvider))
+			var opts []saga.Option
+			if leased {
+				opts = append(opts, saga.WithLeases("bench", 10*time.Second))
+			}
+			runner, err := saga.NewRunner(l, opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer runner.Close(context.Background())
+			var ss []saga.Step[struct{}]
+			for i := range steps {
+				ss = append(ss, saga.Step[struct{}]{Name: fmt.Sprint("step-", i),
+					Action: func(_ context.Context, s struct{}) (struct{}, error) { return s, nil }})
+			}
+			def, err := saga.New("bench", 1, ss)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := saga.Register(runner, def)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var next atomic.Int64
+			b.SetParallelism(64 / runtime.GOMAXPROCS(0))
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, _, err := s.Run(context.Background(), fmt.Sprintf("s-%d", next.Add(1)), struct{}{}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			n := float64(next.Load())
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/saga")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(n*steps), "ns/step")
+			b.ReportMetric(float64(commits(b, r))/(n*steps), "commits/step")
 		})
 	}
 }
