@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a private PostgreSQL 15 cluster for the tests and exports
-# OTELPATTERNS_PG_DSN, the database the pgjournal tests use. Source it:
+# OTELPATTERNS_PG_DSN, the database the pgjournal tests use, and
+# OTELPATTERNS_PG_CTL, the pg_ctl command line that restarts it. Source it:
 #
 #	. scripts/postgres.sh    # then: bash scripts/test.sh
 #
@@ -50,6 +51,8 @@ pg_start() {
 		"${psql[@]}" -d postgres -c "CREATE DATABASE otelpatterns OWNER otelpatterns" ||
 		{ pg_fail "creating the role and the database failed"; return 1; }
 	export OTELPATTERNS_PG_DSN="postgres://otelpatterns:otelpatterns@127.0.0.1:$PG_PORT/otelpatterns?sslmode=disable"
+	# How a test restarts the server mid-load (pg_ctl restart keeps the options above).
+	export OTELPATTERNS_PG_CTL="${run[*]} $pg_bin/pg_ctl -D $PG_DIR/data -l $PG_DIR/server.log"
 	# Wait until the server accepts the test role's connections over TCP.
 	local i
 	for i in $(seq 1 60); do

@@ -149,7 +149,10 @@
 // barrier happened exactly once, that no saga's records went back in
 // epoch (two owners at once), and that no two-phase commit committed at
 // one participant and aborted at another; README.md gives its take-over
-// times.
+// times. TestServerRestart restarts the server itself under a load of
+// appends and sagas: appends fail meanwhile with errors that say so,
+// every acknowledged append is there afterwards, and the runner finishes
+// every saga the restart interrupted once its lease expires.
 //
 // # Group commit
 //
