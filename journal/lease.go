@@ -34,7 +34,10 @@ type Leaser interface {
 
 	// Claim leases to owner at most max of the unfinished transactions
 	// that are unowned or whose lease has expired, and returns their
-	// leases. Concurrent Claims never return one transaction twice.
+	// leases. Concurrent Claims never return one transaction twice. A
+	// transaction written without a lease is unowned: once anyone claims
+	// leases on a log, every writer of it must lease what it writes, or be
+	// fenced by the first Claim.
 	Claim(ctx context.Context, owner string, ttl time.Duration, max int) ([]Lease, error)
 
 	// Renew extends owner's leases of txIDs to ttl from now, and returns

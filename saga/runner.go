@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/internal/owned"
@@ -408,21 +407,12 @@ func (r *Runner) Serve(ctx context.Context) error {
 	case r.leases == nil:
 		return errors.New("saga: Serve needs WithLeases, so that replicas take over only what a dead one left")
 	}
-	tick := time.NewTicker(r.leases.TTL() / 2)
-	defer tick.Stop()
-	closing := r.live.Closing()
-	for {
-		if _, err := r.recover(ctx, false); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
-			otel.Handle(err)
+	return r.leases.Serve(ctx, func(ctx context.Context) error {
+		if _, err := r.recover(ctx, false); !errors.Is(err, ErrClosed) {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-closing:
-			return nil
-		case <-tick.C:
-		}
-	}
+		return nil
+	})
 }
 
 // recover is Recover; with wait false it reports the sagas it started as

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/otelpatterns/errs"
@@ -485,21 +484,12 @@ func (c *Coordinator) Serve(ctx context.Context) error {
 	case c.leases == nil:
 		return errors.New("twophase: Serve needs WithLeases, so that replicas take over only what a dead one left")
 	}
-	tick := time.NewTicker(c.leases.TTL() / 2)
-	defer tick.Stop()
-	closing := c.live.Closing()
-	for {
-		if _, err := c.recover(ctx, false); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
-			otel.Handle(err)
+	return c.leases.Serve(ctx, func(ctx context.Context) error {
+		if _, err := c.recover(ctx, false); !errors.Is(err, ErrClosed) {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-closing:
-			return nil
-		case <-tick.C:
-		}
-	}
+		return nil
+	})
 }
 
 // Report is what Recover did with one transaction.

@@ -214,6 +214,28 @@ func (l *Leases[T]) ReleaseIdle(ids []string) {
 	l.Release(idle...)
 }
 
+// Serve calls round, the runner's recovery without waiting, every half of
+// the lease time, until ctx ends (it returns ctx's error) or the set's
+// Close begins (nil). round's errors go to otel.Handle, and the next
+// round tries again.
+func (l *Leases[T]) Serve(ctx context.Context, round func(context.Context) error) error {
+	tick := time.NewTicker(l.ttl / 2)
+	defer tick.Stop()
+	closing := l.set.Closing()
+	for {
+		if err := round(ctx); err != nil && ctx.Err() == nil {
+			otel.Handle(err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-closing:
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
 // Close stops the renewals, once the set's work has stopped, and gives
 // back the leases of stopped, the work that Close stopped before its end.
 // Later calls, and calls on a nil *Leases, do nothing.
