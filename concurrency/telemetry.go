@@ -11,7 +11,7 @@ import (
 )
 
 // ScopeName is the instrumentation scope of a channel's telemetry.
-const ScopeName = telemetry.ModulePath + "/concurrency"
+const ScopeName = "github.com/otelpatterns/otelpatterns/concurrency"
 
 // The names this package emits; README.md's Telemetry reference lists them.
 const (

@@ -12,7 +12,7 @@ import (
 )
 
 // ScopeName is the instrumentation scope of the package's telemetry.
-const ScopeName = telemetry.ModulePath + "/functional"
+const ScopeName = "github.com/otelpatterns/otelpatterns/functional"
 
 // The names this package emits; README.md's Telemetry reference lists them.
 const (

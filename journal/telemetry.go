@@ -29,7 +29,7 @@ const (
 )
 
 // ScopeName is the instrumentation scope of the package's telemetry.
-const ScopeName = telemetry.ModulePath + "/journal"
+const ScopeName = "github.com/otelpatterns/otelpatterns/journal"
 
 // recordBuckets are the boundaries of the records-per-sync histogram: powers
 // of two, enough to see group commit at work.

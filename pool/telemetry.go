@@ -13,7 +13,7 @@ import (
 )
 
 // ScopeName is the instrumentation scope of the package's telemetry.
-const ScopeName = telemetry.ModulePath + "/pool"
+const ScopeName = "github.com/otelpatterns/otelpatterns/pool"
 
 // The names this package emits; README.md's Telemetry reference lists them.
 const (

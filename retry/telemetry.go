@@ -26,7 +26,7 @@ const (
 )
 
 // ScopeName is the instrumentation scope of the package's telemetry.
-const ScopeName = telemetry.ModulePath + "/retry"
+const ScopeName = "github.com/otelpatterns/otelpatterns/retry"
 
 // policyInstruments is a Policy's telemetry, built once in New.
 type policyInstruments struct {

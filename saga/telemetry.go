@@ -37,7 +37,7 @@ const (
 )
 
 // ScopeName is the instrumentation scope of the package's telemetry.
-const ScopeName = telemetry.ModulePath + "/saga"
+const ScopeName = "github.com/otelpatterns/otelpatterns/saga"
 
 // instruments is a Runner's telemetry, built once by NewRunner.
 type instruments struct {

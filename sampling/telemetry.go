@@ -8,7 +8,7 @@ import (
 )
 
 // ScopeName is the instrumentation scope of the package's telemetry.
-const ScopeName = telemetry.ModulePath + "/sampling"
+const ScopeName = "github.com/otelpatterns/otelpatterns/sampling"
 
 // The names this package emits; README.md's Telemetry reference lists them.
 const (

@@ -41,7 +41,7 @@ const (
 )
 
 // ScopeName is the instrumentation scope of the package's telemetry.
-const ScopeName = telemetry.ModulePath + "/twophase"
+const ScopeName = "github.com/otelpatterns/otelpatterns/twophase"
 
 // instruments is a Coordinator's telemetry, built once by NewCoordinator.
 type instruments struct {

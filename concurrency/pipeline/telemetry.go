@@ -10,7 +10,7 @@ import (
 )
 
 // ScopeName is the instrumentation scope of a pipeline's telemetry.
-const ScopeName = telemetry.ModulePath + "/concurrency/pipeline"
+const ScopeName = "github.com/otelpatterns/otelpatterns/concurrency/pipeline"
 
 // The names the pipeline emits; README.md's Telemetry reference lists them.
 const (

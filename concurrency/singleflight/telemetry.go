@@ -19,7 +19,7 @@ type instruments struct {
 }
 
 // ScopeName is the instrumentation scope of a group's telemetry.
-const ScopeName = telemetry.ModulePath + "/concurrency/singleflight"
+const ScopeName = "github.com/otelpatterns/otelpatterns/concurrency/singleflight"
 
 // The names this package emits; README.md's Telemetry reference lists them.
 const (

@@ -28,7 +28,7 @@ const (
 )
 
 // ScopeName is the instrumentation scope of the package's telemetry.
-const ScopeName = telemetry.ModulePath + "/journal/pgjournal"
+const ScopeName = "github.com/otelpatterns/otelpatterns/journal/pgjournal"
 
 // recordBuckets are the boundaries of the records-per-commit histogram, as
 // the file log's.

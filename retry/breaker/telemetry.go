@@ -10,7 +10,7 @@ import (
 )
 
 // ScopeName is the instrumentation scope of the breaker's telemetry.
-const ScopeName = telemetry.ModulePath + "/retry/breaker"
+const ScopeName = "github.com/otelpatterns/otelpatterns/retry/breaker"
 
 // The names this package emits; README.md's Telemetry reference lists them.
 const (

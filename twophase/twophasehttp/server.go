@@ -32,7 +32,7 @@ const (
 )
 
 // ScopeName is the instrumentation scope of the package's telemetry.
-const ScopeName = telemetry.ModulePath + "/twophase/twophasehttp"
+const ScopeName = "github.com/otelpatterns/otelpatterns/twophase/twophasehttp"
 
 // request is the body of a participant call.
 type request struct {
