@@ -19,6 +19,9 @@ import (
 // BenchmarkPoolGo runs benchTasks fire-and-forget tasks, each writing its
 // result to out[i], and waits for all of them: every library gets the same
 // closure and the same WaitGroup.
+// requestKey is the key of the value a request's context carries.
+type requestKey struct{}
+
 func BenchmarkPoolGo(b *testing.B) {
 	for _, w := range workloads {
 		out := make([]int, benchTasks)
@@ -31,6 +34,30 @@ func BenchmarkPoolGo(b *testing.B) {
 				pool.WithTracerProvider(tracenoop.NewTracerProvider()),
 				pool.WithMeterProvider(metricnoop.NewMeterProvider())}
 			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				p, err := pool.NewTasks(opts...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := range inputs {
+					_ = p.Go(ctx, func(context.Context) error {
+						out[i] = w.Fn(inputs[i])
+						return nil
+					})
+				}
+				_ = p.Close()
+			}
+			perTask(b)
+		})
+		// The same with a request's context: cancellable, with a value, as
+		// a handler's is.
+		b.Run("lib=otelpatterns-request-ctx/"+w.Name, func(b *testing.B) {
+			opts := []pool.Option{pool.WithWorkers(benchWorkers),
+				pool.WithTracerProvider(tracenoop.NewTracerProvider()),
+				pool.WithMeterProvider(metricnoop.NewMeterProvider())}
+			ctx, cancel := context.WithCancel(context.WithValue(context.Background(), requestKey{}, "request"))
+			defer cancel()
 			b.ReportAllocs()
 			for b.Loop() {
 				p, err := pool.NewTasks(opts...)
