@@ -20,8 +20,8 @@ var ErrLeaseLost = errors.New("saga: lease lost to another runner")
 func (r *Runner) newLeases() (err error) {
 	r.leases, err = owned.NewLeases("saga", r.log, r.cfg.leaseOwner, r.cfg.leaseTTL, &r.live, owned.LeaseHooks[*handle]{
 		Lost: func(id string, h *handle) {
+			r.ins.leaseLost(h.name) // first: a caller waiting on the saga returns once it is killed
 			h.kill(fmt.Errorf("%w: %q", ErrLeaseLost, id))
-			r.ins.leaseLost(h.name)
 		},
 		Claimed: r.ins.leasesClaimed,
 		Renewed: r.ins.leasesRenewed,

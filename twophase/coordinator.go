@@ -44,8 +44,8 @@ func NewCoordinator(log journal.Log, opts ...Option) (*Coordinator, error) {
 	if cfg.leaseOwner != "" || cfg.leaseTTL != 0 {
 		c.leases, err = owned.NewLeases("twophase", log, cfg.leaseOwner, cfg.leaseTTL, &c.live, owned.LeaseHooks[*tx]{
 			Lost: func(id string, t *tx) {
+				c.ins.leaseLost() // first: a caller waiting on the transaction returns once it is killed
 				t.kill(fmt.Errorf("%w: %q", ErrLeaseLost, id))
-				c.ins.leaseLost()
 			},
 			Claimed: c.ins.leasesClaimed,
 			Renewed: c.ins.leasesRenewed,
