@@ -56,12 +56,16 @@ type bank struct {
 	journal journal.Log
 	coord   *twophase.Coordinator
 	audit   *auditLog
+	served  chan struct{} // with leases: closed when Serve has returned
+	stop    context.CancelFunc
 }
 
 // newBank builds the transfer service over log. wrap, when not nil, wraps
 // the journal and the participants (the reconciliation injects crashes
-// there).
-func newBank(ctx context.Context, tel *setup.Telemetry, log journal.Log, urls map[string]string, audit *auditLog, wrap *crashSwitch) (*bank, error) {
+// there). With a replica name, the coordinator shares log with other
+// replicas through leases (log must be a journal.Leaser: pgjournal), and
+// serves the take-over of a dead one's transfers.
+func newBank(ctx context.Context, tel *setup.Telemetry, log journal.Log, urls map[string]string, audit *auditLog, wrap *crashSwitch, replica string) (*bank, error) {
 	b := &bank{tel: tel, hc: web.Client(tel), urls: urls, parts: map[string]twophase.Participant{}, journal: log, audit: audit}
 	var coordLog journal.Log = log
 	if wrap != nil {
@@ -91,11 +95,25 @@ func newBank(ctx context.Context, tel *setup.Telemetry, log journal.Log, urls ma
 	if err != nil {
 		return nil, err
 	}
-	b.coord, err = twophase.NewCoordinator(coordLog, twophase.WithParticipants(all...), twophase.WithPrepareTimeout(2*time.Second),
+	opts := []twophase.Option{twophase.WithParticipants(all...), twophase.WithPrepareTimeout(2 * time.Second),
 		twophase.WithPhase2Retry(phase2),
-		twophase.WithTracerProvider(tel.TracerProvider), twophase.WithMeterProvider(tel.MeterProvider), twophase.WithPropagators(tel.Propagators))
-	if err != nil {
+		twophase.WithTracerProvider(tel.TracerProvider), twophase.WithMeterProvider(tel.MeterProvider), twophase.WithPropagators(tel.Propagators)}
+	if replica != "" {
+		// Each transfer is leased to the coordinator that runs it, and one
+		// whose coordinator died is taken over by another within about 1.5 s.
+		opts = append(opts, twophase.WithLeases(replica, time.Second))
+	}
+	if b.coord, err = twophase.NewCoordinator(coordLog, opts...); err != nil {
 		return nil, err
+	}
+	if replica != "" { // Serve, for as long as the bank runs, takes over what dead replicas left
+		serveCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		b.stop, b.served = stop, make(chan struct{})
+		go func() {
+			defer close(b.served)
+			_ = b.coord.Serve(serveCtx)
+		}()
+		return b, nil
 	}
 	// What a crash left undecided or unacknowledged is finished now.
 	reports, err := b.coord.Recover(ctx)
@@ -183,7 +201,14 @@ func (b *bank) handler() (http.Handler, error) {
 	return mux, nil
 }
 
-func (b *bank) close(ctx context.Context) error { return b.coord.Close(ctx) }
+func (b *bank) close(ctx context.Context) error {
+	err := b.coord.Close(ctx)
+	if b.stop != nil {
+		b.stop()
+		<-b.served
+	}
+	return err
+}
 
 // auditLog records every decision, one JSON line each, synced to disk.
 type auditLog struct {

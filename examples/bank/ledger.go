@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/otelpatterns/otelpatterns/examples/internal/setup"
 	"github.com/otelpatterns/otelpatterns/examples/internal/web"
@@ -35,6 +36,7 @@ type ledger struct {
 	intents  map[string]intent // registered, by transaction
 	holds    map[string]intent // prepared, by transaction
 	failNext int               // injected: the next Commits that fail
+	slow     time.Duration     // how long each Prepare takes (-prepare-delay)
 }
 
 func newLedger(name string, balances map[string]int) *ledger {
@@ -44,7 +46,14 @@ func newLedger(name string, balances map[string]int) *ledger {
 }
 
 // Prepare implements twophase.Resource.
-func (l *ledger) Prepare(_ context.Context, tx string) error {
+func (l *ledger) Prepare(ctx context.Context, tx string) error {
+	if l.slow > 0 {
+		select {
+		case <-time.After(l.slow):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	in, ok := l.intents[tx]

@@ -34,14 +34,21 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/otelpatterns/otelpatterns/examples/internal/setup"
 	"github.com/otelpatterns/otelpatterns/examples/internal/web"
+
 	"github.com/otelpatterns/otelpatterns/journal"
+	"github.com/otelpatterns/otelpatterns/journal/pgjournal"
 	"github.com/otelpatterns/otelpatterns/twophase"
 )
 
 type config struct {
 	serve      bool
+	service    string // with serve: all, ledgers or coordinator
+	journalDSN string // a PostgreSQL journal shared by coordinator replicas
+	replica    string // this coordinator's name among the replicas, with journalDSN
+	slow       time.Duration
 	dir        string
 	transfers  int
 	seed       uint64
@@ -58,6 +65,11 @@ func main() {
 	flag.Uint64Var(&cfg.seed, "seed", 1, "the seed of the reconciliation's random transfers and failures")
 	flag.Float64Var(&cfg.crashRate, "crash-rate", 0.15, "the share of transfers whose coordinator crashes")
 	flag.BoolVar(&cfg.printTrace, "traces", false, "print every transfer's trace")
+	flag.StringVar(&cfg.service, "service", "all", "with -serve: all, ledgers (the two ledgers alone) or coordinator (the coordinator alone, calling the ledgers at -ledger-a and -ledger-b)")
+	flag.StringVar(&cfg.journalDSN, "journal-dsn", os.Getenv("OTELPATTERNS_JOURNAL_DSN"), "a PostgreSQL database for the coordinator's journal, shared by coordinator replicas (default $OTELPATTERNS_JOURNAL_DSN; empty: a file journal in -dir)")
+	flag.DurationVar(&cfg.slow, "prepare-delay", 0, "how long each ledger takes to prepare (to kill a coordinator mid-transfer)")
+	host, _ := os.Hostname()
+	flag.StringVar(&cfg.replica, "replica", fmt.Sprintf("coordinator-%s-%d", host, os.Getpid()), "this coordinator's name among the replicas, with -journal-dsn")
 	coordAddr := flag.String("coordinator", "127.0.0.1:8090", "the coordinator's address")
 	aAddr := flag.String("ledger-a", "127.0.0.1:8091", "ledger-a's address")
 	bAddr := flag.String("ledger-b", "127.0.0.1:8092", "ledger-b's address")
@@ -86,10 +98,18 @@ func run(ctx context.Context, cfg config, w io.Writer) (err error) {
 		defer cancel()
 		err = errors.Join(err, tel.Shutdown(flush))
 	}()
+	switch {
+	case cfg.service != "all" && cfg.service != "ledgers" && cfg.service != "coordinator":
+		return fmt.Errorf("-service %q: run all, ledgers or coordinator", cfg.service)
+	case cfg.service != "all" && !cfg.serve:
+		return fmt.Errorf("-service %s serves: add -serve (the reconciliation runs every service in one process)", cfg.service)
+	}
 	if cfg.dir == "" {
 		if cfg.dir, err = os.MkdirTemp("", "otelpatterns-bank-"); err != nil {
 			return err
 		}
+	} else if err := os.MkdirAll(cfg.dir, 0o755); err != nil {
+		return err
 	}
 	if !cfg.serve {
 		cfg.addrs = map[string]string{"coordinator": "127.0.0.1:0", "ledger-a": "127.0.0.1:0", "ledger-b": "127.0.0.1:0"}
@@ -125,7 +145,8 @@ type environment struct {
 	dir     string
 	ledgers map[string]*ledger
 	urls    map[string]string
-	log     *journal.File
+	log     journal.Log
+	db      *pgxpool.Pool // with a PostgreSQL journal
 	audit   *auditLog
 	bank    *bank
 	servers []*web.Server
@@ -141,16 +162,22 @@ func startBank(ctx context.Context, tel *setup.Telemetry, cfg config) (env *envi
 		"ledger-a": newLedger("ledger-a", map[string]int{"alice": 1000, "carol": 1000}),
 		"ledger-b": newLedger("ledger-b", map[string]int{"bob": 1000, "dave": 1000}),
 	}}
+	started := env // the returns below set env to nil
 	defer func() {
 		if err != nil {
-			_ = env.close()
+			_ = started.close()
 		}
 	}()
 	for _, name := range []string{"ledger-a", "ledger-b"} {
+		if cfg.service == "coordinator" { // the ledgers run elsewhere
+			env.urls[name] = "http://" + cfg.addrs[name]
+			continue
+		}
 		ltel, err := tel.Service(name)
 		if err != nil {
 			return nil, err
 		}
+		env.ledgers[name].slow = cfg.slow
 		h, err := env.ledgers[name].handler(ltel)
 		if err != nil {
 			return nil, err
@@ -162,13 +189,20 @@ func startBank(ctx context.Context, tel *setup.Telemetry, cfg config) (env *envi
 		env.servers = append(env.servers, srv)
 		env.urls[name] = srv.URL
 	}
-	if env.log, err = journal.Open(filepath.Join(cfg.dir, "journal"), journal.WithTracerProvider(coord.TracerProvider), journal.WithMeterProvider(coord.MeterProvider)); err != nil {
+	if cfg.service == "ledgers" {
+		return env, nil
+	}
+	if err := env.openJournal(ctx, cfg); err != nil {
 		return nil, err
 	}
 	if env.audit, err = openAudit(filepath.Join(cfg.dir, "audit.jsonl")); err != nil {
 		return nil, err
 	}
-	if env.bank, err = newBank(ctx, coord, env.log, env.urls, env.audit, nil); err != nil {
+	replica := "" // a file journal is this process's alone
+	if env.db != nil {
+		replica = cfg.replica
+	}
+	if env.bank, err = newBank(ctx, coord, env.log, env.urls, env.audit, nil, replica); err != nil {
 		return nil, err
 	}
 	h, err := env.bank.handler()
@@ -196,10 +230,34 @@ func (env *environment) close() error {
 	if env.log != nil {
 		errs = append(errs, env.log.Close())
 	}
+	if env.db != nil {
+		env.db.Close()
+	}
 	if env.audit != nil {
 		errs = append(errs, env.audit.close())
 	}
 	return errors.Join(errs...)
+}
+
+// openJournal opens the coordinator's file journal in the directory, or,
+// with a DSN, the PostgreSQL journal that every coordinator replica shares.
+func (env *environment) openJournal(ctx context.Context, cfg config) (err error) {
+	tel := env.tel
+	if cfg.journalDSN == "" {
+		env.log, err = journal.Open(filepath.Join(cfg.dir, "journal"), journal.WithTracerProvider(tel.TracerProvider), journal.WithMeterProvider(tel.MeterProvider))
+		return err
+	}
+	if env.db, err = pgxpool.New(ctx, cfg.journalDSN); err != nil {
+		return fmt.Errorf("the journal's database: %w", err)
+	}
+	prefix := pgjournal.WithTablePrefix("bank_journal") // its own tables: a leased coordinator claims all its journal holds
+	if err = pgjournal.Migrate(ctx, env.db, prefix, pgjournal.WithTracerProvider(tel.TracerProvider)); err == nil {
+		env.log, err = pgjournal.Open(ctx, env.db, prefix, pgjournal.WithTracerProvider(tel.TracerProvider), pgjournal.WithMeterProvider(tel.MeterProvider))
+	}
+	if err != nil {
+		return fmt.Errorf("the journal: %w", err)
+	}
+	return nil
 }
 
 // total is the sum of every balance of every ledger, and how many
@@ -253,7 +311,7 @@ func reconcile(ctx context.Context, env *environment, n int, seed uint64, crashR
 		if current == nil { // a new coordinator process, which recovers first
 			var err error
 			sw = newCrashSwitch(-1)
-			if current, err = newBank(ctx, env.tel, env.log, env.urls, env.audit, sw); err != nil {
+			if current, err = newBank(ctx, env.tel, env.log, env.urls, env.audit, sw, ""); err != nil {
 				return rep, err
 			}
 		}
@@ -297,7 +355,7 @@ func reconcile(ctx context.Context, env *environment, n int, seed uint64, crashR
 	}
 	// A coordinator that does not crash recovers what is left, and the
 	// ledgers ask it about anything they still hold.
-	final, err := newBank(ctx, env.tel, env.log, env.urls, env.audit, nil)
+	final, err := newBank(ctx, env.tel, env.log, env.urls, env.audit, nil, "")
 	if err != nil {
 		return rep, err
 	}
