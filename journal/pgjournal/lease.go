@@ -34,8 +34,8 @@ func (l *Log) Acquire(ctx context.Context, txID, owner string, ttl time.Duration
 	}
 	for range 3 {
 		var lease journal.Lease
-		err := l.leaseTx(ctx, func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, l.sql.acquire, txID, owner, ttl.Microseconds()).Scan(&lease.Epoch, &lease.Expires)
+		err := l.leaseTx(ctx, l.sql.acquire, []any{txID, owner, ttl.Microseconds()}, func(br pgx.BatchResults) error {
+			return br.QueryRow().Scan(&lease.Epoch, &lease.Expires)
 		})
 		switch {
 		case err == nil:
@@ -79,9 +79,8 @@ func (l *Log) Claim(ctx context.Context, owner string, ttl time.Duration, max in
 		return nil, fmt.Errorf("pgjournal: Claim: max %d must be at least 1", max)
 	}
 	var out []journal.Lease
-	err := l.leaseTx(ctx, func(tx pgx.Tx) error {
-		out = out[:0]
-		rows, err := tx.Query(ctx, l.sql.claim, owner, ttl.Microseconds(), max)
+	err := l.leaseTx(ctx, l.sql.claim, []any{owner, ttl.Microseconds(), max}, func(br pgx.BatchResults) error {
+		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
@@ -109,8 +108,8 @@ func (l *Log) Renew(ctx context.Context, owner string, ttl time.Duration, txIDs 
 		return never, nil
 	}
 	var lost []string
-	err := l.leaseTx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, l.sql.renew, owner, ttl.Microseconds(), ids)
+	err := l.leaseTx(ctx, l.sql.renew, []any{owner, ttl.Microseconds(), ids}, func(br pgx.BatchResults) error {
+		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
@@ -138,16 +137,27 @@ func (l *Log) Release(ctx context.Context, owner string, txIDs ...string) error 
 	return nil
 }
 
-// leaseTx runs fn in a transaction whose COMMIT waits for the WAL flush,
-// as an Append's does: a lease that a crash of the server could undo
-// would let two owners hold one transaction.
-func (l *Log) leaseTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginTxFunc(ctx, l.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('synchronous_commit', 'on', true) WHERE current_setting('synchronous_commit') = 'off'`); err != nil {
-			return err
-		}
-		return fn(tx)
-	})
+// leaseTx runs a lease statement, whose results read reads, in one round
+// trip: a batch is one implicit transaction, committed at its end, and
+// its first statement makes that COMMIT wait for the WAL flush, as an
+// Append's does, since a lease that a crash of the server could undo
+// would let two owners hold one transaction. A COMMIT whose answer is
+// lost is an error here, with the lease perhaps taken: it then expires
+// unused, which delays the transaction and endangers nothing.
+func (l *Log) leaseTx(ctx context.Context, stmt string, args []any, read func(pgx.BatchResults) error) error {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('synchronous_commit', 'on', true) WHERE current_setting('synchronous_commit') = 'off'`)
+	b.Queue(stmt, args...)
+	br := l.pool.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return err
+	}
+	if err := read(br); err != nil {
+		_ = br.Close()
+		return err
+	}
+	return br.Close()
 }
 
 // storableIDs splits ids into those a text column can hold and the rest.
