@@ -173,6 +173,9 @@ func (s *Saga[S]) Run(ctx context.Context, id string, initial S) (S, Outcome, er
 		err = fmt.Errorf("%w: %q", ErrForgotten, id)
 	case err != nil:
 		err = fmt.Errorf("saga: Run %q: %w", id, err)
+	case len(recs) == 0 && s.r.leases != nil && epoch == 0:
+		// The lease found it ended, and its tombstone expired since.
+		err = fmt.Errorf("saga: Run %q: its records were forgotten as it began; run it again", id)
 	case len(recs) == 0:
 		in, live, err = s.begin(ctx, id, initial, epoch)
 	default:

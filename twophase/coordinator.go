@@ -126,6 +126,10 @@ func (c *Coordinator) Execute(ctx context.Context, txID string, participants ...
 		return Pending, fmt.Errorf("twophase: Execute %q: %w", txID, err)
 	case len(recs) > 0:
 		return c.executeLogged(ctx, txID, recs, epoch, leased)
+	case c.leases != nil && epoch == 0:
+		// The lease found it ended, and its tombstone expired since.
+		leased(false)
+		return Pending, fmt.Errorf("twophase: Execute %q: its records were forgotten as it began; execute it again", txID)
 	}
 	t := newTx(c, txID, participants, max(1, epoch))
 	live, err = c.claim(t)
@@ -143,6 +147,10 @@ func (c *Coordinator) Execute(ctx context.Context, txID string, participants ...
 	switch {
 	case d != Pending || !refused(err):
 		return d, err
+	case !t.hasBegun() && c.leases != nil:
+		// Another coordinator leased and began it after this one's lease
+		// expired: it drives it, and its decision is the answer.
+		return c.answerFromJournal(ctx, txID, err)
 	case !t.hasBegun():
 		// Another coordinator began the same ID first: answer as for any
 		// ID the journal has.

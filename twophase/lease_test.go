@@ -218,3 +218,76 @@ type lossy struct{ *journal.Memory }
 func (l lossy) Renew(_ context.Context, _ string, _ time.Duration, ids []string) ([]string, error) {
 	return ids, nil
 }
+
+// pausedA is coordinator A's view of the shared journal: A's process
+// pauses (GC, VM freeze) just before its Begin reaches the journal, for
+// longer than its lease; its renewal goroutine is paused with it.
+type pausedA struct {
+	*journal.Memory
+	once      sync.Once
+	duringGap func()
+	resume    chan struct{}
+}
+
+func (p *pausedA) Append(ctx context.Context, id string, seq uint64, recs ...journal.Record) error {
+	if seq == 0 {
+		p.once.Do(p.duringGap)
+	}
+	return p.Memory.Append(ctx, id, seq, recs...)
+}
+
+func (p *pausedA) Renew(ctx context.Context, owner string, ttl time.Duration, ids []string) ([]string, error) {
+	<-p.resume // paused with the rest of the process
+	return p.Memory.Renew(ctx, owner, ttl, ids)
+}
+
+// An Execute whose Begin is refused because its lease expired and another
+// coordinator leased and began the transaction meanwhile answers from the
+// journal: it does not take over, unleased, what that coordinator drives.
+// (Found by review: it used to, fencing the live coordinator.)
+func TestLeasesRefusedBeginDoesNotTakeOver(t *testing.T) {
+	shared, err := journal.NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := newHeld(true, false)
+	p := local(t, "p", slow)
+	b := leasedCoordinator(t, shared, "b", time.Hour, twophase.WithPrepareTimeout(300*time.Millisecond))
+	const ttlA = 30 * time.Millisecond
+	var bDecision twophase.Decision
+	var bErr error
+	bDone := make(chan struct{})
+	var beginB journal.Record
+	view := &pausedA{Memory: shared, resume: make(chan struct{})}
+	view.duringGap = func() {
+		time.Sleep(2 * ttlA) // A's lease expires in the journal
+		go func() {          // a client retries the same transaction on replica B
+			defer close(bDone)
+			bDecision, bErr = b.Execute(context.Background(), "x", p)
+		}()
+		<-slow.began // B's Begin is durable and B is in prepare, under its lease
+		recs, _ := shared.Load(context.Background(), "x")
+		beginB = recs[0]
+	}
+	a := leasedCoordinator(t, view, "a", ttlA)
+	t.Cleanup(func() { close(view.resume); slow.release() })
+
+	d, err := a.Execute(context.Background(), "x", p)
+	t.Logf("A's Execute = %v, %v", d, err)
+
+	recs, _ := shared.Load(context.Background(), "x")
+	for _, r := range recs {
+		t.Logf("  seq %d epoch %d %s", r.Seq, r.Epoch, r.Kind)
+	}
+	// B never lost its lease (an hour; its renewals succeed), and A never
+	// acquired one after B's: nothing above B's epoch may be in the journal.
+	for _, r := range recs {
+		if r.Epoch > beginB.Epoch {
+			t.Errorf("A wrote %s at epoch %d, above the epoch %d of B's live lease: A took over, unleased, a transaction B was driving",
+				r.Kind, r.Epoch, beginB.Epoch)
+		}
+	}
+	slow.release()
+	<-bDone
+	t.Logf("B's Execute = %v, %v", bDecision, bErr)
+}

@@ -200,18 +200,33 @@ func (l *Leases[T]) Release(ids ...string) {
 }
 
 // ReleaseIdle gives back the leases of those of ids that have no live
-// work here.
+// work here, each in its turn (Lock), so that a lease this runner has just
+// taken for work about to go live is not given back under it.
 func (l *Leases[T]) ReleaseIdle(ids []string) {
 	if l == nil {
 		return
 	}
-	var idle []string
 	for _, id := range ids {
-		if _, ok := l.set.Get(id); !ok {
-			idle = append(idle, id)
+		unlock, err := l.Lock(context.Background(), id)
+		if err != nil {
+			continue
 		}
+		if _, ok := l.set.Get(id); !ok {
+			l.Release(id)
+		}
+		unlock()
 	}
-	l.Release(idle...)
+}
+
+// lose hands live work whose lease is lost to the Lost hook, once.
+func (l *Leases[T]) lose(id string, w T) {
+	l.mu.Lock()
+	_, held := l.until[id]
+	delete(l.until, id)
+	l.mu.Unlock()
+	if held && l.hooks.Lost != nil {
+		l.hooks.Lost(id, w)
+	}
 }
 
 // Serve calls round, the runner's recovery without waiting, every half of
@@ -264,14 +279,27 @@ func (l *Leases[T]) keep() {
 	}
 }
 
-// renew renews the live work's leases once.
+// renew renews the live work's leases once. A Renew that does not answer
+// is given until the earliest of the leases expires; work whose lease is
+// reported lost, or that the next renewal would reach only after its lease
+// expired, is lost: it is stopped before another runner can take it, up to
+// a renewal interval early, never late.
 func (l *Leases[T]) renew() {
 	ids, work := l.set.Live()
 	if len(ids) == 0 {
 		return
 	}
+	interval := l.ttl / 3
 	asked := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), l.ttl/3)
+	deadline := asked.Add(interval)
+	l.mu.Lock()
+	for _, id := range ids {
+		if until, ok := l.until[id]; ok && until.Before(deadline) {
+			deadline = until
+		}
+	}
+	l.mu.Unlock()
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	lost, err := l.log.Renew(ctx, l.owner, l.ttl, ids)
 	cancel()
 	if err != nil {
@@ -289,7 +317,7 @@ func (l *Leases[T]) renew() {
 		until, ok := l.until[id]
 		switch {
 		case !ok: // lost already, or never leased here
-		case gone[id], err != nil && now.After(until):
+		case gone[id], err != nil && !now.Add(interval).Before(until):
 			delete(l.until, id)
 			losing = append(losing, i)
 		case err == nil:

@@ -149,16 +149,22 @@ FROM (
 ) AS free
 WHERE t.tx_id = free.tx_id
 RETURNING t.tx_id, t.epoch, t.lease_expires`)
-	s.renew = s.fill(`WITH renewed AS (
-    UPDATE {transactions} SET lease_expires = clock_timestamp() + $2::bigint * interval '1 microsecond'
-    WHERE tx_id = ANY($3::text[]) AND owner = $1 AND NOT ended
-    RETURNING tx_id
+	// Renew and release lock their rows in tx_id order, as the append
+	// groups do, so that they never deadlock with them.
+	s.renew = s.fill(`WITH mine AS (
+    SELECT tx_id FROM {transactions} WHERE tx_id = ANY($3::text[]) AND owner = $1 AND NOT ended
+    ORDER BY tx_id FOR UPDATE
+), renewed AS (
+    UPDATE {transactions} t SET lease_expires = clock_timestamp() + $2::bigint * interval '1 microsecond'
+    FROM mine WHERE t.tx_id = mine.tx_id
+    RETURNING t.tx_id
 )
 SELECT id FROM unnest($3::text[]) AS id
 WHERE id NOT IN (SELECT tx_id FROM renewed)
     AND NOT EXISTS (SELECT 1 FROM {transactions} t WHERE t.tx_id = id AND t.ended)`)
-	s.release = s.fill(`UPDATE {transactions} SET owner = NULL, lease_expires = NULL
-WHERE tx_id = ANY($2::text[]) AND owner = $1`)
+	s.release = s.fill(`UPDATE {transactions} t SET owner = NULL, lease_expires = NULL
+FROM (SELECT tx_id FROM {transactions} WHERE tx_id = ANY($2::text[]) AND owner = $1 ORDER BY tx_id FOR UPDATE) mine
+WHERE t.tx_id = mine.tx_id`)
 	s.sweep = s.fill(`DELETE FROM {transactions} WHERE tx_id IN (
     SELECT tx_id FROM {transactions} WHERE forgotten_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED
 )`)
