@@ -294,7 +294,7 @@ func (l *Leases[T]) renew() {
 	deadline := asked.Add(interval)
 	l.mu.Lock()
 	for _, id := range ids {
-		if until, ok := l.until[id]; ok && until.Before(deadline) {
+		if until, ok := l.until[id]; ok && until.After(asked) && until.Before(deadline) {
 			deadline = until
 		}
 	}
