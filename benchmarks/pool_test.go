@@ -29,51 +29,36 @@ func BenchmarkPoolGo(b *testing.B) {
 		// that Close's drain, not a WaitGroup per task, tells when all ran,
 		// as Wait does for conc and errgroup; a pool costs microseconds
 		// against the 1e5 tasks.
-		b.Run("lib=otelpatterns/"+w.Name, func(b *testing.B) {
-			opts := []pool.Option{pool.WithWorkers(benchWorkers),
-				pool.WithTracerProvider(tracenoop.NewTracerProvider()),
-				pool.WithMeterProvider(metricnoop.NewMeterProvider())}
-			ctx := context.Background()
-			b.ReportAllocs()
-			for b.Loop() {
-				p, err := pool.NewTasks(opts...)
-				if err != nil {
-					b.Fatal(err)
+		// otelpatterns with the background context, and with a request's:
+		// cancellable, with a value, as a handler's is.
+		request, cancel := context.WithCancel(context.WithValue(context.Background(), requestKey{}, "request"))
+		for _, c := range []struct {
+			lib string
+			ctx context.Context
+		}{{"otelpatterns", context.Background()}, {"otelpatterns-request-ctx", request}} {
+			ctx := c.ctx
+			b.Run("lib="+c.lib+"/"+w.Name, func(b *testing.B) {
+				opts := []pool.Option{pool.WithWorkers(benchWorkers),
+					pool.WithTracerProvider(tracenoop.NewTracerProvider()),
+					pool.WithMeterProvider(metricnoop.NewMeterProvider())}
+				b.ReportAllocs()
+				for b.Loop() {
+					p, err := pool.NewTasks(opts...)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for i := range inputs {
+						_ = p.Go(ctx, func(context.Context) error {
+							out[i] = w.Fn(inputs[i])
+							return nil
+						})
+					}
+					_ = p.Close()
 				}
-				for i := range inputs {
-					_ = p.Go(ctx, func(context.Context) error {
-						out[i] = w.Fn(inputs[i])
-						return nil
-					})
-				}
-				_ = p.Close()
-			}
-			perTask(b)
-		})
-		// The same with a request's context: cancellable, with a value, as
-		// a handler's is.
-		b.Run("lib=otelpatterns-request-ctx/"+w.Name, func(b *testing.B) {
-			opts := []pool.Option{pool.WithWorkers(benchWorkers),
-				pool.WithTracerProvider(tracenoop.NewTracerProvider()),
-				pool.WithMeterProvider(metricnoop.NewMeterProvider())}
-			ctx, cancel := context.WithCancel(context.WithValue(context.Background(), requestKey{}, "request"))
-			defer cancel()
-			b.ReportAllocs()
-			for b.Loop() {
-				p, err := pool.NewTasks(opts...)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for i := range inputs {
-					_ = p.Go(ctx, func(context.Context) error {
-						out[i] = w.Fn(inputs[i])
-						return nil
-					})
-				}
-				_ = p.Close()
-			}
-			perTask(b)
-		})
+				perTask(b)
+			})
+		}
+		cancel()
 		b.Run("lib=pond/"+w.Name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
