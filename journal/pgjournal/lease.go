@@ -66,8 +66,8 @@ func (l *Log) Acquire(ctx context.Context, txID, owner string, ttl time.Duration
 	return journal.Lease{}, fmt.Errorf("%w: %q: its lease changed hands three times during the Acquire", journal.ErrLeased, txID)
 }
 
-// Claim implements journal.Leaser. It takes the oldest IDs first (in
-// bytewise order) and skips the rows that another Claim, Acquire or Append
+// Claim implements journal.Leaser. It takes the IDs in bytewise order and
+// skips the rows that another Claim, Acquire or Append
 // holds locked at that moment (FOR UPDATE SKIP LOCKED), so concurrent
 // claimers, in any process, neither wait for each other nor take one
 // transaction twice.
