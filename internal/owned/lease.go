@@ -18,13 +18,13 @@ const claimBatch = 64
 
 // Leases keeps the leases of a Set's work on a journal.Leaser, so that the
 // runners of several replicas share one journal. The runner leases each
-// piece of work before it writes (Acquire, or Claim for what a dead
-// runner left), and writes under the lease's epoch, so the journal fences
-// a runner whose lease passed to another. A goroutine renews the leases of
+// piece of work before it writes (Lease, or Claim for what a dead runner
+// left), and writes under the lease's epoch, so the journal fences a
+// runner whose lease passed to another. A goroutine renews the leases of
 // the live work every third of the lease time and hands the work whose
-// lease it could not keep to Lost: taken by another runner, or past its
-// expiry with no renewal (the journal did not answer), since another may
-// have taken it meanwhile.
+// lease it could not keep to Lost: taken by another runner, or about to
+// expire with no renewal (the journal did not answer), since another may
+// take it once it has.
 type Leases[T comparable] struct {
 	pkg   string // the runner's package, for errors
 	log   journal.Leaser
