@@ -28,19 +28,27 @@ func TestMain(m *testing.M) {
 // dsnVar names the database the tests use.
 const dsnVar = "OTELPATTERNS_PG_DSN"
 
-// newPool returns a pool on the test database, closed at the test's end.
-// Without a DSN the test is skipped, except in CI, where that is a
+// needEnv returns the environment variable name, and without it skips
+// the test, saying to set it for what, except in CI, where that is a
 // failure: CI must run these tests.
-func newPool(t testing.TB) *pgxpool.Pool {
+func needEnv(t testing.TB, name, what string) string {
 	t.Helper()
-	dsn := os.Getenv(dsnVar)
-	if dsn == "" {
-		msg := "set " + dsnVar + " to a PostgreSQL 15 database (such as postgres://user:password@127.0.0.1:5432/db) to run the pgjournal tests"
+	v := os.Getenv(name)
+	if v == "" {
+		msg := "set " + name + " to " + what
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
 	}
+	return v
+}
+
+// newPool returns a pool on the test database, closed at the test's end.
+// Without a DSN the test is skipped, except in CI (see needEnv).
+func newPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	dsn := needEnv(t, dsnVar, "a PostgreSQL 15 database (such as postgres://user:password@127.0.0.1:5432/db) to run the pgjournal tests")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pool, err := pgxpool.New(ctx, dsn)

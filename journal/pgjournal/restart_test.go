@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -26,14 +25,7 @@ const ctlVar = "OTELPATTERNS_PG_CTL"
 // the server is back.
 func TestServerRestart(t *testing.T) {
 	pool := newPool(t)
-	ctl := os.Getenv(ctlVar)
-	if ctl == "" {
-		msg := "set " + ctlVar + " to the server's pg_ctl command line (scripts/postgres.sh does) to restart it mid-load"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	ctl := needEnv(t, ctlVar, "the server's pg_ctl command line (scripts/postgres.sh does) to restart it mid-load")
 	ctx := context.Background()
 	prefix := newTables(t, pool)
 	l := mustOpen(t, pool, prefix, WithWriteTimeout(10*time.Second))
