@@ -7,9 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/otelpatterns/otelpatterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/otelpatterns/journal"
@@ -154,60 +151,6 @@ func TestGroupRetriesAlone(t *testing.T) {
 	}
 	if got := commits(t, r); got != 2 {
 		t.Fatalf("%d COMMITs, want 2: one for each valid request alone", got)
-	}
-}
-
-// A COMMIT whose answer is lost is looked up: committed is success,
-// aborted is an error, and nothing is said to be durable that is not.
-func TestLostCommitAnswer(t *testing.T) {
-	pool := newPool(t)
-	prefix := newTables(t, pool)
-	l := mustOpen(t, pool, prefix)
-	ctx := context.Background()
-	lost := errors.New("connection reset (simulated)")
-
-	l.commit = func(ctx context.Context, tx pgx.Tx) error {
-		if err := tx.Commit(ctx); err != nil {
-			return err
-		}
-		return lost // committed, but the answer is lost
-	}
-	if err := l.Append(ctx, "committed", 0, rec("a")); err != nil {
-		t.Fatalf("Append whose COMMIT succeeded but whose answer was lost = %v, want nil", err)
-	}
-	if kinds(t, l, "committed") != "a" {
-		t.Fatal("the record is not there")
-	}
-
-	l.commit = func(ctx context.Context, tx pgx.Tx) error {
-		_ = tx.Conn().Close(ctx) // the COMMIT never reaches the server
-		return lost
-	}
-	err := l.Append(ctx, "aborted", 0, rec("a"))
-	if err == nil || errors.Is(err, ErrInDoubt) || !errors.Is(err, lost) || !strings.Contains(err.Error(), "rolled back") {
-		t.Fatalf("Append whose COMMIT never arrived = %v, want a rolled-back error", err)
-	}
-	if kinds(t, l, "aborted") != "" {
-		t.Fatal("a record that Append said was not written is in the log")
-	}
-}
-
-// When the server cannot be asked, the outcome is unknown, and said so.
-func TestCommitInDoubt(t *testing.T) {
-	pool := newPool(t)
-	prefix := newTables(t, newPool(t))
-	l := mustOpen(t, pool, prefix, WithWriteTimeout(300*time.Millisecond))
-	l.commit = func(ctx context.Context, tx pgx.Tx) error {
-		err := tx.Commit(ctx)
-		go pool.Close() // the server is gone before the log can look the COMMIT up
-		if err != nil {
-			return err
-		}
-		return errors.New("connection reset (simulated)")
-	}
-	err := l.Append(context.Background(), "tx", 0, rec("a"))
-	if !errors.Is(err, ErrInDoubt) || !strings.Contains(err.Error(), `append to "tx"`) {
-		t.Fatalf("Append whose COMMIT cannot be looked up = %v, want ErrInDoubt", err)
 	}
 }
 

@@ -43,9 +43,13 @@ type Log struct {
 	sweepMu sync.Mutex
 	swept   time.Time // when expired tombstones were last dropped
 
-	// commit commits a group's transaction: tx.Commit, which tests
-	// replace to lose a COMMIT's answer.
+	// send sends a group's batch and commit commits a group's
+	// transaction (behind a pooler): conn.SendBatch and tx.Commit, which
+	// tests replace to lose an answer.
+	send   func(context.Context, *pgx.Conn, *pgx.Batch) pgx.BatchResults
 	commit func(context.Context, pgx.Tx) error
+	// pooled: tests take every connection for one behind a pooler.
+	pooled bool
 }
 
 var _ journal.Log = (*Log)(nil)
@@ -83,6 +87,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Log, error)
 	if err := checkSchema(ctx, pool, l.sql); err != nil {
 		return nil, err
 	}
+	l.send = func(ctx context.Context, c *pgx.Conn, b *pgx.Batch) pgx.BatchResults { return c.SendBatch(ctx, b) }
 	l.commit = func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) }
 	l.ins = newInstruments(cfg.tel, l.countPending)
 	return l, nil

@@ -71,7 +71,10 @@ type statements struct {
 	transactions, records, schema string
 
 	appendNew, appendNext, forget string
-	begin, head, load, pending    string
+	appendNew1, appendNext1       string
+	written, durable, begin       string
+	identify, ended               string
+	head, load, pending           string
 	countPending, sweep, version  string
 
 	acquire, holder, claim, renew, release string
@@ -87,27 +90,44 @@ func newStatements(prefix string) *statements {
 	// them, and answer 1 or 0: accepted or refused. The head's conditions
 	// are the fencing: the sequence number, the epoch and End, checked on
 	// the row that the statement locks, so two writers on one transaction
-	// are serialised by PostgreSQL, whatever process they are in.
-	insertRecords := `, ins AS (
+	// are serialised by PostgreSQL, whatever process they are in. $5 to $12
+	// are the records' columns: arrays, or, in the statements for one
+	// record (most appends), plain values, which the server runs faster.
+	records := `, ins AS (
     INSERT INTO {records} (tx_id, seq, epoch, kind, step, attempt, is_end, payload, carrier)
     SELECT head.tx_id, r.seq, r.epoch, r.kind, r.step, r.attempt, r.is_end, r.payload, r.carrier::jsonb
     FROM head, unnest($5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::boolean[], $11::bytea[], $12::text[])
         AS r(seq, epoch, kind, step, attempt, is_end, payload, carrier)
 )
 SELECT count(*) FROM head`
+	record := `, ins AS (
+    INSERT INTO {records} (tx_id, seq, epoch, kind, step, attempt, is_end, payload, carrier)
+    SELECT head.tx_id, $5::bigint, $6::bigint, $7::text, $8::text, $9::bigint, $10::boolean, $11::bytea, $12::text::jsonb
+    FROM head
+)
+SELECT count(*) FROM head`
 	// A new transaction's head is inserted, or is the head that a lease
 	// made before the first append (last_seq 0), fenced as appendNext's.
-	s.appendNew = s.fill(`WITH head AS (
+	newHead := `WITH head AS (
     INSERT INTO {transactions} AS t (tx_id, last_seq, epoch, ended) VALUES ($1, $2, $3, $4)
     ON CONFLICT (tx_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, epoch = GREATEST(t.epoch, EXCLUDED.epoch), ended = EXCLUDED.ended
     WHERE t.last_seq = 0 AND t.epoch <= $13 AND NOT t.ended
     RETURNING tx_id
-)` + insertRecords)
-	s.appendNext = s.fill(`WITH head AS (
+)`
+	nextHead := `WITH head AS (
     UPDATE {transactions} SET last_seq = $2, epoch = GREATEST(epoch, $3), ended = $4
     WHERE tx_id = $1 AND last_seq = $13 AND epoch <= $14 AND NOT ended
     RETURNING tx_id
-)` + insertRecords)
+)`
+	s.appendNew, s.appendNew1 = s.fill(newHead+records), s.fill(newHead+record)
+	s.appendNext, s.appendNext1 = s.fill(nextHead+records), s.fill(nextHead+record)
+	// written counts the records of an append that the log holds as it
+	// wrote them, to read back an append whose answer was lost.
+	s.written = s.fill(`SELECT count(*) FROM {records} r
+JOIN unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::boolean[], $8::bytea[], $9::text[])
+    AS w(seq, epoch, kind, step, attempt, is_end, payload, carrier) ON r.seq = w.seq
+WHERE r.tx_id = $1 AND r.epoch = w.epoch AND r.kind = w.kind AND r.step = w.step AND r.attempt = w.attempt
+    AND r.is_end = w.is_end AND r.payload IS NOT DISTINCT FROM w.payload AND r.carrier IS NOT DISTINCT FROM w.carrier::jsonb`)
 	s.forget = s.fill(`WITH head AS (
     UPDATE {transactions} SET forgotten_at = $2
     WHERE tx_id = $1 AND ended AND forgotten_at IS NULL
@@ -116,11 +136,17 @@ SELECT count(*) FROM head`
     DELETE FROM {records} WHERE tx_id = (SELECT tx_id FROM head)
 )
 SELECT count(*) FROM head`)
-	// begin names the transaction of a group commit, so that a COMMIT
-	// whose answer was lost can be looked up, and makes its COMMIT wait
-	// for the WAL flush even where synchronous_commit is off.
+	// durable makes a group's COMMIT wait for the WAL flush even where the
+	// session has synchronous_commit off; begin also names the
+	// transaction, so that a COMMIT whose answer was lost can be looked up
+	// (behind a pooler; see backend).
+	s.durable = `SELECT CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'on', true) END`
 	s.begin = `SELECT pg_current_xact_id()::text,
     CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'on', true) END`
+	// identify names the server process of a connection; ended ends it,
+	// and counts it while it is still there.
+	s.identify = `SELECT pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`
+	s.ended = `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2`
 	s.head = s.fill(`SELECT last_seq, epoch, ended, forgotten_at IS NOT NULL FROM {transactions} WHERE tx_id = $1`)
 	s.load = s.fill(`SELECT t.forgotten_at IS NOT NULL, r.seq, r.epoch, r.kind, r.step, r.attempt, r.is_end, r.payload, r.carrier::text
 FROM {transactions} t LEFT JOIN {records} r ON r.tx_id = t.tx_id
