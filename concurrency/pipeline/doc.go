@@ -39,7 +39,13 @@
 // A stage's output buffer defaults to its number of workers: enough for
 // every worker to hand on a result without waiting for the next stage, and
 // no more, so that backpressure reaches the source quickly and a failed
-// run has few values in flight to drop. From's buffer is 1 for the same
-// reason. A larger buffer (WithBuffer) smooths a bursty stage at the cost
-// of memory and of values in flight.
+// run has few values in flight to drop. From reads up to 64 values ahead
+// of the first stage: a stage of several workers pulls faster than a
+// one-value hand-off from the source's goroutine feeds it (with a buffer of
+// 1, an ordered stage of 4 workers over values of about 1 µs took 1.4× as
+// long), and such a stage keeps 16 values a worker in flight anyway. A
+// failed run drops the values read ahead: a source whose values are
+// messages taken off a queue should have them acknowledged by the last
+// stage, not when they are read. A larger buffer (WithBuffer) smooths a
+// bursty stage at the cost of memory and of values in flight.
 package pipeline

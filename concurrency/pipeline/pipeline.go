@@ -84,6 +84,10 @@ type run struct {
 	obsMu    sync.Mutex
 }
 
+// fromBuffer is how many values From reads ahead of the first stage (the
+// package doc says why).
+const fromBuffer = 64
+
 // From starts a pipeline named name whose values come from seq. The run
 // has one "pipeline {name}" span, under ctx's span, from here until the
 // last Flow is read to its end. seq is read on a goroutine of the
@@ -97,7 +101,7 @@ func From[T any](ctx context.Context, name string, seq iter.Seq[T], opts ...Opti
 	}
 	r := &run{inst: newPipelineInstruments(c), collect: c.collect, items: c.itemSpans}
 	r.failures.Limit = ordered.KeptErrors
-	out := &Flow[T]{run: r, ch: make(chan item[T], 1)}
+	out := &Flow[T]{run: r, ch: make(chan item[T], fromBuffer)}
 	if ctx == nil || name == "" || seq == nil {
 		r.ctx, r.cancel = context.WithCancelCause(context.Background())
 		r.span = telemetry.NoSpan

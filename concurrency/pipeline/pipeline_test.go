@@ -427,3 +427,37 @@ func TestTelemetryReference(t *testing.T) {
 	delete(emitted[telemetrytest.Span], "request")
 	telemetrytest.Check(t, "concurrency/pipeline", emitted)
 }
+
+// From reads ahead of a stage that does not keep up, but only so far:
+// backpressure reaches the source.
+func TestFromReadsBoundedAhead(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var read atomic.Int64
+	source := func(yield func(int) bool) {
+		for i := 0; ctx.Err() == nil; i++ {
+			read.Add(1)
+			if !yield(i) {
+				return
+			}
+		}
+	}
+	release := make(chan struct{})
+	st, err := pipeline.NewStage("stuck", func(ctx context.Context, n int) (int, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return n, nil
+	})
+	require.NoError(t, err)
+	out := pipeline.Then(pipeline.From(ctx, "bounded", source), st)
+	// 64 buffered, one in the stage, one in the source's hands.
+	require.Eventually(t, func() bool { return read.Load() >= 65 }, 5*time.Second, time.Millisecond, "From did not read ahead")
+	time.Sleep(20 * time.Millisecond) // time to read further, if it would
+	assert.LessOrEqual(t, read.Load(), int64(66), "From read this far ahead of a stuck stage")
+	close(release)
+	cancel()
+	for range out.All() {
+	}
+}
