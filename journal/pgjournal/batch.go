@@ -10,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/otelpatterns/otelpatterns/journal"
 )
@@ -131,106 +130,32 @@ func blamesOne(err error) bool {
 	return true
 }
 
-// tryGroup runs group in one database transaction. On a connection to
-// the server itself (see backend), that is one round trip:
+// tryGroup runs group in one database transaction:
 //
-//	one statement per request, then Sync, which commits    -- one round trip
+//	BEGIN; SELECT pg_current_xact_id(); one statement per request   -- one round trip
+//	SELECT the head of each refused transaction                      -- only if one was refused
+//	COMMIT                                                           -- one round trip
 //
-// Behind a pooler, whose connections do not name the server's process, the
-// transaction's ID is read before its COMMIT is sent, so that a COMMIT
-// whose answer is lost can be looked up (resolve):
-//
-//	BEGIN; SELECT pg_current_xact_id(); one statement per request    -- one round trip
-//	COMMIT                                                            -- one round trip
-//
-// Either way, the head of each refused transaction is then read, to say
-// why it was refused (classify). The statements run in the order of the
-// transaction IDs, so that concurrent groups, in this process or another,
-// lock the rows of the transactions in one order and never deadlock; the
-// requests of one transaction keep the order of their queue.
+// The statements run in the order of the transaction IDs, so that
+// concurrent groups, in this process or another, lock the rows of the
+// transactions in one order and never deadlock; the requests of one
+// transaction keep the order of their queue. The transaction's ID is read
+// before its COMMIT is sent, so that a COMMIT whose answer is lost can be
+// looked up (resolve).
 func (l *Log) tryGroup(ctx context.Context, group []*request) (outcome, error) {
 	order := append(l.order[:0], group...)
 	defer func() { clear(order); l.order = order[:0] }()
 	slices.SortStableFunc(order, func(a, b *request) int { return strings.Compare(a.txID, b.txID) })
 	for _, r := range order {
-		// Each is taken as accepted until its statement's answer says
-		// otherwise, so that one whose answer is lost is in doubt.
-		r.accepted, r.err = !r.refused, nil
+		r.accepted, r.err = false, nil
 	}
 
 	conn, err := l.pool.Acquire(ctx)
 	if err != nil {
 		return rolledBack, fmt.Errorf("acquire a connection: %w", err)
 	}
-	be, err := l.identify(ctx, conn.Conn())
-	if err != nil {
-		conn.Release()
-		return rolledBack, fmt.Errorf("name the connection's server process: %w", err)
-	}
-	var out outcome
-	if be.direct {
-		out, err = l.commitDirect(ctx, conn, be, order)
-	} else {
-		out, err = l.commitPooled(ctx, conn, order)
-	}
-	if out != decided {
-		return out, err
-	}
-
-	var refused []*request
-	records, bytes := 0, 0
-	for _, r := range order {
-		if !r.accepted {
-			refused = append(refused, r)
-			continue
-		}
-		records += max(1, len(r.rows)) // a Forget writes one tombstone
-		bytes += r.size
-	}
-	if records > 0 {
-		l.ins.committed(records, bytes)
-	}
-	if len(refused) > 0 {
-		l.classify(ctx, l.pool, refused)
-	}
-	return decided, nil
-}
-
-// commitDirect commits order in one round trip on conn, whose server
-// process is be: the statements and a Sync, which ends the implicit
-// transaction that they ran in. An answer that is lost is settled.
-// It releases conn.
-func (l *Log) commitDirect(ctx context.Context, conn *pgxpool.Conn, be backend, order []*request) (outcome, error) {
-	b := &pgx.Batch{}
-	b.Queue(l.sql.durable)
-	for _, r := range order {
-		if !r.refused {
-			l.queue1(b, r)
-		}
-	}
-	br := l.send(ctx, conn.Conn(), b)
-	_, err := br.Exec()
-	if err == nil {
-		err = l.readCounts(br, order)
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr // the answer to the Sync, that is to the COMMIT
-	}
-	conn.Release()
-	switch {
-	case err == nil:
-		return decided, nil
-	case definite(err):
-		return rolledBack, err
-	}
-	return l.settle(be, order, err)
-}
-
-// commitPooled commits order in two round trips on conn: the statements in
-// a transaction whose ID is read first, then its COMMIT. A COMMIT whose
-// answer is lost is looked up by that ID. It releases conn.
-func (l *Log) commitPooled(ctx context.Context, conn *pgxpool.Conn, order []*request) (outcome, error) {
 	defer conn.Release()
+
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadWrite})
 	b.Queue(l.sql.begin)
@@ -244,9 +169,6 @@ func (l *Log) commitPooled(ctx context.Context, conn *pgxpool.Conn, order []*req
 	rollback := func(err error) (outcome, error) {
 		_ = br.Close()
 		_ = tx.Rollback(ctx) // a broken connection is closed, which rolls back as well
-		for _, r := range order {
-			r.accepted = false
-		}
 		return rolledBack, err
 	}
 	if _, err := br.Exec(); err != nil {
@@ -257,60 +179,57 @@ func (l *Log) commitPooled(ctx context.Context, conn *pgxpool.Conn, order []*req
 	if err := br.QueryRow().Scan(&xid, &ignored); err != nil {
 		return rollback(fmt.Errorf("begin: %w", err))
 	}
-	if err := l.readCounts(br, order); err != nil {
-		return rollback(err)
-	}
-	if err := br.Close(); err != nil {
-		return rollback(err)
-	}
-	if !slices.ContainsFunc(order, func(r *request) bool { return r.accepted }) {
-		_ = tx.Rollback(ctx) // nothing to write: no COMMIT to wait for
-		return decided, nil
-	}
-	err := l.commit(ctx, tx)
-	switch {
-	case err == nil:
-		return decided, nil
-	case errors.Is(err, pgx.ErrTxCommitRollback) || definite(err):
-		return rolledBack, fmt.Errorf("commit: %w", err)
-	}
-	// The COMMIT was sent, and its answer lost: look it up.
-	committed, rerr := l.resolve(xid)
-	switch {
-	case rerr != nil:
-		return unknown, fmt.Errorf("commit: %w; and looking its outcome up failed: %w", err, rerr)
-	case !committed:
-		return rolledBack, fmt.Errorf("commit (rolled back): %w", err)
-	}
-	return decided, nil
-}
-
-// readCounts reads the answer of each request's statement: 1 accepted, 0
-// refused.
-func (l *Log) readCounts(br pgx.BatchResults, order []*request) error {
+	var refused []*request
+	records, bytes := 0, 0
 	for _, r := range order {
 		if r.refused {
+			refused = append(refused, r)
 			continue
 		}
 		var n int64
 		if err := br.QueryRow().Scan(&n); err != nil {
-			return err
+			return rollback(err)
 		}
-		r.accepted = n == 1
+		if r.accepted = n == 1; !r.accepted {
+			refused = append(refused, r)
+			continue
+		}
+		records += max(1, len(r.rows)) // a Forget writes one tombstone
+		bytes += r.size
 	}
-	return nil
-}
+	if err := br.Close(); err != nil {
+		return rollback(err)
+	}
 
-// definite reports whether err, from sending a group or its COMMIT, says
-// that the group's transaction did not commit: the server answered with an
-// error that ended it (an error that ends the session as well, FATAL, may
-// have come after a COMMIT, so it does not count), or nothing was sent.
-func definite(err error) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Severity != "FATAL" && pgErr.Severity != "PANIC"
+	if len(refused) > 0 {
+		// Why each was refused, read in the transaction, so that it sees
+		// what the requests before it in the group wrote.
+		if err := l.classify(ctx, tx, refused); err != nil {
+			return rollback(fmt.Errorf("read the state of a refused transaction: %w", err))
+		}
 	}
-	return pgconn.SafeToRetry(err)
+	if records == 0 {
+		_ = tx.Rollback(ctx) // nothing to write: no COMMIT to wait for
+		return decided, nil
+	}
+	err = l.commit(ctx, tx)
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+	case errors.Is(err, pgx.ErrTxCommitRollback) || errors.As(err, &pgErr) || pgconn.SafeToRetry(err):
+		return rolledBack, fmt.Errorf("commit: %w", err)
+	default:
+		// The COMMIT was sent, and its answer lost: look it up.
+		committed, rerr := l.resolve(xid)
+		switch {
+		case rerr != nil:
+			return unknown, fmt.Errorf("commit: %w; and looking its outcome up failed: %w", err, rerr)
+		case !committed:
+			return rolledBack, fmt.Errorf("commit (rolled back): %w", err)
+		}
+	}
+	l.ins.committed(records, bytes)
+	return decided, nil
 }
 
 // queue1 queues r's statement.
@@ -344,8 +263,8 @@ func (l *Log) queue1(b *pgx.Batch, r *request) {
 	b.Queue(l.sql.appendNext, append(args, int64(r.expectSeq), minEpoch)...)
 }
 
-// columns are rows as the statements' eight arrays ($5 to $12 of the
-// appends): seq, epoch, kind, step, attempt, is_end, payload, carrier.
+// columns are rows as the appends' eight arrays ($5 to $12): seq, epoch,
+// kind, step, attempt, is_end, payload, carrier.
 func columns(rows []row) []any {
 	n := len(rows)
 	var (
@@ -367,46 +286,29 @@ func columns(rows []row) []any {
 
 // classify sets the error of each refused request from the head of its
 // transaction, checked in the order the journal's logs check it: ended,
-// then fenced, then the sequence number. It reads after the group's
-// transaction has ended, which is sound because what refuses an append
-// stays true: a head's sequence number and epoch only grow, and an ended
-// transaction stays ended.
-func (l *Log) classify(ctx context.Context, q querier, refused []*request) {
+// then fenced, then the sequence number.
+func (l *Log) classify(ctx context.Context, tx pgx.Tx, refused []*request) error {
 	b := &pgx.Batch{}
 	for _, r := range refused {
 		b.Queue(l.sql.head, r.txID)
 	}
-	br := q.SendBatch(ctx, b)
-	err := func() error {
-		for _, r := range refused {
-			var (
-				h      head
-				exists = true
-			)
-			err := br.QueryRow().Scan(&h.seq, &h.epoch, &h.ended, &h.forgotten)
-			switch {
-			case errors.Is(err, pgx.ErrNoRows):
-				exists = false
-			case err != nil:
-				return err
-			}
-			r.err = h.refusal(r, exists)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	for _, r := range refused {
+		var (
+			h      head
+			exists = true
+		)
+		err := br.QueryRow().Scan(&h.seq, &h.epoch, &h.ended, &h.forgotten)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			exists = false
+		case err != nil:
+			return err
 		}
-		return nil
-	}()
-	if cerr := br.Close(); err == nil {
-		err = cerr
+		r.err = h.refusal(r, exists)
 	}
-	if err != nil {
-		for _, r := range refused {
-			r.err = fmt.Errorf("pgjournal: %s: refused (not written); reading why failed: %w", r.what(), err)
-		}
-	}
-}
-
-// querier is what classify reads with: a pool or a connection.
-type querier interface {
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	return br.Close()
 }
 
 // head is the state of one transaction's end of log.
@@ -443,4 +345,36 @@ func (h head) refusal(r *request, exists bool) error {
 		return &journal.ConflictError{TxID: r.txID, Expected: r.expectSeq, Actual: uint64(h.seq)}
 	}
 	return fmt.Errorf("pgjournal: append to %q: refused, although the transaction is at seq %d as expected: retry", r.txID, h.seq)
+}
+
+// resolve reads whether the transaction xid committed, for a COMMIT whose
+// answer was lost, polling while the server still has it in progress (a
+// backend whose connection broke during COMMIT finishes it first). It
+// gives up after the write timeout.
+func (l *Log) resolve(xid string) (committed bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.writeTimeout)
+	defer cancel()
+	wait := 5 * time.Millisecond
+	for {
+		var status *string
+		err := l.pool.QueryRow(ctx, `SELECT pg_xact_status($1::text::xid8)`, xid).Scan(&status)
+		switch {
+		case err == nil && status == nil:
+			return false, fmt.Errorf("transaction %s is too old for pg_xact_status", xid)
+		case err == nil && *status == "committed":
+			return true, nil
+		case err == nil && *status == "aborted":
+			return false, nil
+		}
+		// In progress, or the server cannot be reached yet.
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = fmt.Errorf("transaction %s still in progress", xid)
+			}
+			return false, fmt.Errorf("%w (gave up after %v)", err, l.cfg.writeTimeout)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
 }

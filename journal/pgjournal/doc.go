@@ -20,8 +20,8 @@
 // Temporal put under their servers; here it is embedded: no server to run
 // besides the database the service has already. PostgreSQL gives the three
 // things a journal needs: a durable COMMIT (one WAL flush), row locks that
-// serialise two writers of one transaction, and a way to tell, after a lost
-// connection, whether a COMMIT happened (see Durability and lost answers).
+// serialise two writers of one transaction, and pg_xact_status, which
+// tells after a lost connection whether a COMMIT happened.
 //
 // # Tables
 //
@@ -157,16 +157,12 @@
 // # Group commit
 //
 // Concurrent Appends and Forgets of one Log share one database
-// transaction, and that transaction takes one round trip: every request's
-// statement and a Sync, which commits them in one COMMIT, that is one WAL
-// flush, as the file log shares one fdatasync. (Behind a pooler it takes
-// two; see below.) There is no goroutine: the caller at the head of the
-// queue commits for the others queued behind it, so a lone appender pays
-// no hand-off. The statements run in the order of the transaction IDs, so
-// concurrent groups lock rows in one order and cannot deadlock. A refused
-// request is told why from its head, read after the COMMIT: what refuses
-// an append stays true, for sequence numbers and epochs only grow and an
-// ended transaction stays ended.
+// transaction: BEGIN, the transaction's ID and every request's statement in
+// one round trip, then one COMMIT, that is one WAL flush, as the file log
+// shares one fdatasync. There is no goroutine: the caller at the head of
+// the queue commits for the others queued behind it, so a lone appender
+// pays no hand-off. The statements run in the order of the transaction
+// IDs, so concurrent groups lock rows in one order and cannot deadlock.
 //
 // One request cannot fail another: a refused Append is refused by its
 // statement's conditions, not by an SQL error, and the group goes on
@@ -174,33 +170,20 @@
 // that one request's data may cause (a constraint or trigger of your own,
 // a statement timeout), each request of the group is retried alone, in a
 // transaction of its own, and only the one at fault fails, with the
-// server's error. An error of the server as a whole (a shutdown, a full
-// disk) fails every request of the group with that error: nothing was
-// written. A connection that breaks once the group was sent is the case
-// below.
+// server's error. An error of the connection or of the server as a whole
+// fails every request of the group with that error: nothing was written.
 //
 // # Durability and lost answers
 //
 // A nil error from Append means that its COMMIT returned, with
 // synchronous_commit at least local (a session that has it off gets it on
-// for the journal's transactions). If the connection breaks after a group
-// was sent, the server may have committed it, or not, or may still be at
-// it, so the log finds out before it answers, on another connection:
-//
-//   - It waits until the connection's server process has exited, asking
-//     the server to end it (pg_terminate_backend, which a role may do to
-//     its own processes) if it is still there. A process that has exited
-//     commits nothing more, so the log then reads the group's records back:
-//     there is success, absent is an error that says "not written".
-//   - Behind a pooler (PgBouncer), the connection's process ID is not the
-//     server process's, which the log checks once per connection. There
-//     the group reads its transaction ID before its COMMIT is sent, a
-//     second round trip, and the log looks a lost COMMIT up with
-//     pg_xact_status.
-//
-// Either way it polls while the server is unreachable, for at most
-// WithWriteTimeout. Only if the server stays unreachable for all that time
-// is the outcome unknown: ErrInDoubt, and the caller must Load to see.
+// for the journal's transactions). If the connection breaks after the
+// COMMIT was sent, the log looks the transaction up with pg_xact_status
+// on another connection, polling while the server is unreachable or the
+// transaction still in progress, for at most WithWriteTimeout: committed
+// is success, aborted is an error (not appended). Only if the server stays
+// unreachable for all that time is the outcome unknown: ErrInDoubt, and
+// the caller must Load to see.
 //
 // # Telemetry
 //
@@ -225,6 +208,5 @@
 //     journal holds unowned, and gives back only afterwards what is not
 //     its kind.
 //   - Behind PgBouncer, use session or transaction pooling (the log's
-//     transaction is one), not statement pooling. Appends take two round
-//     trips there instead of one.
+//     transaction is one), not statement pooling.
 package pgjournal

@@ -43,13 +43,11 @@ type Log struct {
 	sweepMu sync.Mutex
 	swept   time.Time // when expired tombstones were last dropped
 
-	// send sends a group's batch and commit commits a group's
-	// transaction (behind a pooler): conn.SendBatch and tx.Commit, which
-	// tests replace to lose an answer.
+	// send sends a group's statements and commit commits its
+	// transaction: conn.SendBatch and tx.Commit, which tests replace to
+	// lose an answer or to look into the transaction.
 	send   func(context.Context, *pgx.Conn, *pgx.Batch) pgx.BatchResults
 	commit func(context.Context, pgx.Tx) error
-	// pooled: tests take every connection for one behind a pooler.
-	pooled bool
 }
 
 var _ journal.Log = (*Log)(nil)

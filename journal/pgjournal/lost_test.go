@@ -10,16 +10,21 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/otelpatterns/otelpatterns/journal"
 )
 
 // lostAnswer is a batch whose answer never arrives: every result is err.
-type lostAnswer struct{ err error }
+type lostAnswer struct {
+	err error
+	tx  pgx.Tx // the batch's own
+}
 
 func (a lostAnswer) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, a.err }
 func (a lostAnswer) Query() (pgx.Rows, error)         { return nil, a.err }
 func (a lostAnswer) QueryRow() pgx.Row                { return lostRow(a) }
 func (a lostAnswer) Close() error                     { return a.err }
-func (a lostAnswer) Tx() pgx.Tx                       { return nil }
+func (a lostAnswer) Tx() pgx.Tx                       { return a.tx }
 
 type lostRow lostAnswer
 
@@ -27,41 +32,17 @@ func (r lostRow) Scan(...any) error { return r.err }
 
 var errLost = errors.New("connection reset (simulated)")
 
-// loseAnswer makes l lose the answer of its groups, after the server
-// committed them (committed) or before the server saw them (not).
+// loseAnswer makes l lose the answer of its COMMITs, after the server
+// committed (committed) or before the COMMIT reached it (not).
 func loseAnswer(l *Log, committed bool) {
-	if l.pooled {
-		l.commit = func(ctx context.Context, tx pgx.Tx) error {
-			if committed {
-				if err := tx.Commit(ctx); err != nil {
-					return err
-				}
-			}
-			_ = tx.Conn().Close(ctx)
-			return errLost
-		}
-		return
-	}
-	l.send = func(ctx context.Context, c *pgx.Conn, b *pgx.Batch) pgx.BatchResults {
+	l.commit = func(ctx context.Context, tx pgx.Tx) error {
 		if committed {
-			if err := c.SendBatch(ctx, b).Close(); err != nil {
-				return lostAnswer{err}
+			if err := tx.Commit(ctx); err != nil {
+				return err
 			}
 		}
-		_ = c.Close(ctx)
-		return lostAnswer{errLost}
-	}
-}
-
-// eachPath runs test on a connection to the server itself and on one that
-// the log takes for a pooler's: the two ways of settling a lost answer.
-func eachPath(t *testing.T, test func(t *testing.T, pooled bool)) {
-	for _, pooled := range []bool{false, true} {
-		name := "direct"
-		if pooled {
-			name = "pooled"
-		}
-		t.Run(name, func(t *testing.T) { test(t, pooled) })
+		_ = tx.Conn().Close(ctx)
+		return errLost
 	}
 }
 
@@ -69,60 +50,56 @@ func eachPath(t *testing.T, test func(t *testing.T, pooled bool)) {
 // not committed is an error that says so, and nothing is said to be
 // durable that is not.
 func TestLostAnswer(t *testing.T) {
-	eachPath(t, func(t *testing.T, pooled bool) {
-		pool := newPool(t)
-		l := mustOpen(t, pool, newTables(t, pool))
-		l.pooled = pooled
-		ctx := context.Background()
-		mustAppend(t, l, "next", 0, rec("a"))
+	pool := newPool(t)
+	l := mustOpen(t, pool, newTables(t, pool))
+	ctx := context.Background()
+	mustAppend(t, l, "next", 0, rec("a"))
 
-		loseAnswer(l, true)
-		if err := l.Append(ctx, "committed", 0, rec("a")); err != nil {
-			t.Fatalf("Append committed, its answer lost = %v, want nil", err)
-		}
-		if err := l.Append(ctx, "next", 1, rec("b"), rec("c")); err != nil {
-			t.Fatalf("Append of two records committed, its answer lost = %v, want nil", err)
-		}
-		if kinds(t, l, "committed") != "a" || kinds(t, l, "next") != "a,b,c" {
-			t.Fatal("the records are not there")
-		}
+	loseAnswer(l, true)
+	if err := l.Append(ctx, "committed", 0, rec("a")); err != nil {
+		t.Fatalf("Append committed, its answer lost = %v, want nil", err)
+	}
+	if err := l.Append(ctx, "next", 1, rec("b"), rec("c")); err != nil {
+		t.Fatalf("Append of two records committed, its answer lost = %v, want nil", err)
+	}
+	if kinds(t, l, "committed") != "a" || kinds(t, l, "next") != "a,b,c" {
+		t.Fatal("the records are not there")
+	}
 
-		loseAnswer(l, false)
-		err := l.Append(ctx, "aborted", 0, rec("a"))
-		if err == nil || errors.Is(err, ErrInDoubt) || !errors.Is(err, errLost) || !strings.Contains(err.Error(), "not written") {
-			t.Fatalf("Append that never reached the server = %v, want a not-written error", err)
-		}
-		if kinds(t, l, "aborted") != "" {
-			t.Fatal("a record that Append said was not written is in the log")
-		}
-	})
+	loseAnswer(l, false)
+	err := l.Append(ctx, "aborted", 0, rec("a"))
+	if err == nil || errors.Is(err, ErrInDoubt) || !errors.Is(err, errLost) || !strings.Contains(err.Error(), "not written") {
+		t.Fatalf("Append that never reached the server = %v, want a not-written error", err)
+	}
+	if kinds(t, l, "aborted") != "" {
+		t.Fatal("a record that Append said was not written is in the log")
+	}
 }
 
 // In a group whose answer is lost, the requests that the server refused
 // are told why, and the others that it committed succeed.
 func TestLostAnswerOfGroup(t *testing.T) {
-	eachPath(t, func(t *testing.T, pooled bool) {
-		pool := newPool(t)
-		l := mustOpen(t, pool, newTables(t, pool))
-		l.pooled = pooled
-		mustAppend(t, l, "b", 0, rec("a"))
-		loseAnswer(l, true)
-		group := []*request{newRequest(t, l, "a", 0, rec("ok")), newRequest(t, l, "b", 0, rec("stale"))}
-		for _, r := range group {
-			r.done = make(chan error, 1)
+	pool := newPool(t)
+	l := mustOpen(t, pool, newTables(t, pool))
+	mustAppend(t, l, "b", 0, rec("a"))
+	loseAnswer(l, true)
+	// The third is the first's twin: the same records at the same place.
+	group := []*request{newRequest(t, l, "a", 0, rec("ok")), newRequest(t, l, "b", 0, rec("stale")), newRequest(t, l, "a", 0, rec("ok"))}
+	for _, r := range group {
+		r.done = make(chan error, 1)
+	}
+	l.commitGroup(group)
+	if group[0].err != nil {
+		t.Fatalf("the committed request = %v, want nil", group[0].err)
+	}
+	for _, r := range group[1:] {
+		if ce := (*journal.ConflictError)(nil); !errors.As(r.err, &ce) {
+			t.Fatalf("the refused request %s = %v, want its *journal.ConflictError", r.what(), r.err)
 		}
-		l.commitGroup(group)
-		var conflict interface{ Error() string }
-		if group[0].err != nil {
-			t.Fatalf("the committed request = %v, want nil", group[0].err)
-		}
-		if conflict = group[1].err; conflict == nil || !strings.Contains(conflict.Error(), "conflict") && !strings.Contains(conflict.Error(), "expected") {
-			t.Fatalf("the refused request = %v, want its conflict", group[1].err)
-		}
-		if kinds(t, l, "a") != "ok" || kinds(t, l, "b") != "a" {
-			t.Fatal("the log does not hold exactly the committed request")
-		}
-	})
+	}
+	if kinds(t, l, "a") != "ok" || kinds(t, l, "b") != "a" {
+		t.Fatal("the log does not hold exactly the committed request")
+	}
 }
 
 // A group still running on the server when its connection breaks (here:
@@ -142,9 +119,9 @@ func TestLostAnswerWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.send = func(ctx context.Context, c *pgx.Conn, b *pgx.Batch) pgx.BatchResults {
-		_ = c.SendBatch(ctx, b)       // on the wire: the server waits for the blocker's lock
+		br := c.SendBatch(ctx, b)     // on the wire: the server waits for the blocker's lock
 		_ = c.PgConn().Conn().Close() // and the connection breaks, unbeknown to the server
-		return lostAnswer{errLost}
+		return lostAnswer{errLost, br.Tx()}
 	}
 	err = l.Append(ctx, "tx", 1, rec("b"))
 	if err == nil || errors.Is(err, ErrInDoubt) || !strings.Contains(err.Error(), "not written") {
@@ -161,73 +138,60 @@ func TestLostAnswerWhileRunning(t *testing.T) {
 
 // When the server cannot be asked, the outcome is unknown, and said so.
 func TestLostAnswerInDoubt(t *testing.T) {
-	eachPath(t, func(t *testing.T, pooled bool) {
-		pool := newPool(t)
-		l := mustOpen(t, pool, newTables(t, newPool(t)), WithWriteTimeout(300*time.Millisecond))
-		l.pooled = pooled
-		loseAnswer(l, true)
-		// The server is gone before the log can look the outcome up.
-		if send, commit := l.send, l.commit; pooled {
-			l.commit = func(ctx context.Context, tx pgx.Tx) error {
-				defer func() { go pool.Close() }()
-				return commit(ctx, tx)
-			}
-		} else {
-			l.send = func(ctx context.Context, c *pgx.Conn, b *pgx.Batch) pgx.BatchResults {
-				defer func() { go pool.Close() }()
-				return send(ctx, c, b)
-			}
-		}
-		err := l.Append(context.Background(), "tx", 0, rec("a"))
-		if !errors.Is(err, ErrInDoubt) || !strings.Contains(err.Error(), `append to "tx"`) {
-			t.Fatalf("Append whose outcome cannot be looked up = %v, want ErrInDoubt", err)
-		}
-	})
+	pool := newPool(t)
+	l := mustOpen(t, pool, newTables(t, newPool(t)), WithWriteTimeout(300*time.Millisecond))
+	loseAnswer(l, true)
+	commit := l.commit
+	l.commit = func(ctx context.Context, tx pgx.Tx) error {
+		defer func() { go pool.Close() }() // the server is gone before the log can look the outcome up
+		return commit(ctx, tx)
+	}
+	err := l.Append(context.Background(), "tx", 0, rec("a"))
+	if !errors.Is(err, ErrInDoubt) || !strings.Contains(err.Error(), `append to "tx"`) {
+		t.Fatalf("Append whose outcome cannot be looked up = %v, want ErrInDoubt", err)
+	}
 }
 
 // A session with synchronous_commit off still gets durable appends: the
 // group's transaction turns it on for itself, and only for itself.
 func TestSynchronousCommitOff(t *testing.T) {
-	eachPath(t, func(t *testing.T, pooled bool) {
-		ctx := context.Background()
-		cfg, err := pgxpool.ParseConfig(newPool(t).Config().ConnString())
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.MaxConns = 1 // the session that has synchronous_commit off is the log's
-		pool, err := pgxpool.NewWithConfig(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(pool.Close)
-		l := mustOpen(t, pool, newTables(t, pool))
-		l.pooled = pooled
-		conn, err := pool.Acquire(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.Exec(ctx, "SET synchronous_commit = off"); err != nil {
-			t.Fatal(err)
-		}
-		var seen []string
-		send := l.send
-		l.send = func(ctx context.Context, c *pgx.Conn, b *pgx.Batch) pgx.BatchResults {
-			b.Queue("SELECT current_setting('synchronous_commit')").QueryRow(func(row pgx.Row) error {
-				var s string
-				err := row.Scan(&s)
-				seen = append(seen, s)
-				return err
-			})
-			return send(ctx, c, b)
-		}
-		conn.Release()
-		mustAppend(t, l, "tx", 0, rec("a"))
-		if len(seen) != 1 || seen[0] != "on" {
-			t.Fatalf("synchronous_commit in the group's transaction = %v, want on", seen)
-		}
-		var after string
-		if err := pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&after); err != nil || after != "off" {
-			t.Fatalf("synchronous_commit of the session after the group = %q (%v), want off: the log changed the session", after, err)
-		}
-	})
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(newPool(t).Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1 // the session that has synchronous_commit off is the log's
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	l := mustOpen(t, pool, newTables(t, pool))
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SET synchronous_commit = off"); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	send := l.send
+	l.send = func(ctx context.Context, c *pgx.Conn, b *pgx.Batch) pgx.BatchResults {
+		b.Queue("SELECT current_setting('synchronous_commit')").QueryRow(func(row pgx.Row) error {
+			var s string
+			err := row.Scan(&s)
+			seen = append(seen, s)
+			return err
+		})
+		return send(ctx, c, b)
+	}
+	conn.Release()
+	mustAppend(t, l, "tx", 0, rec("a"))
+	if len(seen) != 1 || seen[0] != "on" {
+		t.Fatalf("synchronous_commit in the group's transaction = %v, want on", seen)
+	}
+	var after string
+	if err := pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&after); err != nil || after != "off" {
+		t.Fatalf("synchronous_commit of the session after the group = %q (%v), want off: the log changed the session", after, err)
+	}
 }

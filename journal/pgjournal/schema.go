@@ -121,13 +121,6 @@ SELECT count(*) FROM head`
 )`
 	s.appendNew, s.appendNew1 = s.fill(newHead+records), s.fill(newHead+record)
 	s.appendNext, s.appendNext1 = s.fill(nextHead+records), s.fill(nextHead+record)
-	// written counts the records of an append that the log holds as it
-	// wrote them, to read back an append whose answer was lost.
-	s.written = s.fill(`SELECT count(*) FROM {records} r
-JOIN unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::boolean[], $8::bytea[], $9::text[])
-    AS w(seq, epoch, kind, step, attempt, is_end, payload, carrier) ON r.seq = w.seq
-WHERE r.tx_id = $1 AND r.epoch = w.epoch AND r.kind = w.kind AND r.step = w.step AND r.attempt = w.attempt
-    AND r.is_end = w.is_end AND r.payload IS NOT DISTINCT FROM w.payload AND r.carrier IS NOT DISTINCT FROM w.carrier::jsonb`)
 	s.forget = s.fill(`WITH head AS (
     UPDATE {transactions} SET forgotten_at = $2
     WHERE tx_id = $1 AND ended AND forgotten_at IS NULL
@@ -136,17 +129,11 @@ WHERE r.tx_id = $1 AND r.epoch = w.epoch AND r.kind = w.kind AND r.step = w.step
     DELETE FROM {records} WHERE tx_id = (SELECT tx_id FROM head)
 )
 SELECT count(*) FROM head`)
-	// durable makes a group's COMMIT wait for the WAL flush even where the
-	// session has synchronous_commit off; begin also names the
-	// transaction, so that a COMMIT whose answer was lost can be looked up
-	// (behind a pooler; see backend).
-	s.durable = `SELECT CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'on', true) END`
+	// begin names the transaction of a group commit, so that a COMMIT
+	// whose answer was lost can be looked up, and makes its COMMIT wait
+	// for the WAL flush even where synchronous_commit is off.
 	s.begin = `SELECT pg_current_xact_id()::text,
     CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'on', true) END`
-	// identify names the server process of a connection; ended ends it,
-	// and counts it while it is still there.
-	s.identify = `SELECT pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())`
-	s.ended = `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE pid = $1 AND backend_start = $2`
 	s.head = s.fill(`SELECT last_seq, epoch, ended, forgotten_at IS NOT NULL FROM {transactions} WHERE tx_id = $1`)
 	s.load = s.fill(`SELECT t.forgotten_at IS NOT NULL, r.seq, r.epoch, r.kind, r.step, r.attempt, r.is_end, r.payload, r.carrier::text
 FROM {transactions} t LEFT JOIN {records} r ON r.tx_id = t.tx_id
