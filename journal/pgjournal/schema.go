@@ -72,9 +72,7 @@ type statements struct {
 
 	appendNew, appendNext, forget string
 	appendNew1, appendNext1       string
-	written, durable, begin       string
-	identify, ended               string
-	head, load, pending           string
+	begin, head, load, pending    string
 	countPending, sweep, version  string
 
 	acquire, holder, claim, renew, release string
