@@ -39,7 +39,7 @@
 // A stage's output buffer defaults to its number of workers: enough for
 // every worker to hand on a result without waiting for the next stage, and
 // no more, so that backpressure reaches the source quickly and a failed
-// run has few values in flight to drop. From reads up to 64 values ahead
+// run has few values in flight to drop. From buffers up to 64 values ahead
 // of the first stage: a stage of several workers pulls faster than a
 // one-value hand-off from the source's goroutine feeds it (with a buffer of
 // 1, an ordered stage of 4 workers over values of about 1 µs took 1.4× as

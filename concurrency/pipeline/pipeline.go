@@ -84,7 +84,7 @@ type run struct {
 	obsMu    sync.Mutex
 }
 
-// fromBuffer is how many values From reads ahead of the first stage (the
+// fromBuffer is how many values From buffers ahead of the first stage (the
 // package doc says why).
 const fromBuffer = 64
 
