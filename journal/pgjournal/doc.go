@@ -93,8 +93,9 @@
 // the expected sequence number, no record's epoch is below the head's,
 // and the transaction has not ended (a new transaction's head is an INSERT
 // ... ON CONFLICT DO UPDATE that takes over only a head without records, a
-// lease's), and inserts the records only if the head was updated. The statement locks the head's row, so two writers of one
-// transaction, in one process or in two, are serialised by PostgreSQL:
+// lease's), and inserts the records only if the head was updated. The
+// statement locks the head's row, so two writers of one transaction, in
+// one process or in two, are serialised by PostgreSQL:
 // the second waits for the first's COMMIT and then, in READ COMMITTED,
 // re-checks its conditions on the row as the first left it, and is
 // refused. A refused Append writes nothing; the log then reads the head to
