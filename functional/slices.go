@@ -18,47 +18,47 @@ var (
 // hundred items and, once it is cancelled, returns the results so far with
 // ctx's error. With WithSpan, the call has a functional.map span.
 func Map[T, R any](ctx context.Context, items []T, fn func(T) R, opts ...Option) ([]R, error) {
-	if err := check(ctx, fn == nil); err != nil {
-		return nil, err
+	if len(opts) > 0 || ctx == nil || fn == nil {
+		return withOptions(ctx, opts, fn == nil, "map", len(items), nil, func(ctx context.Context) ([]R, error) {
+			return Map(ctx, items, fn)
+		})
 	}
-	return run(ctx, opts, "map", len(items), func(ctx context.Context) ([]R, error) {
-		out := make([]R, len(items))
-		for start := 0; start < len(items); start += checkEvery {
-			if err := ctx.Err(); err != nil {
-				return out[:start], err
-			}
-			// A plain loop over the chunk, with no check inside, so that
-			// the compiler drops the bounds checks.
-			chunk, dst := items[start:min(start+checkEvery, len(items))], out[start:]
-			dst = dst[:len(chunk)]
-			for i, item := range chunk {
-				dst[i] = fn(item)
-			}
+	out := make([]R, len(items))
+	for start := 0; start < len(items); start += checkEvery {
+		if err := ctx.Err(); err != nil {
+			return out[:start], err
 		}
-		return out, nil
-	})
+		// A plain loop over the chunk, with no check inside, so that the
+		// compiler drops the bounds checks.
+		chunk := items[start:min(start+checkEvery, len(items))]
+		dst := out[start:][:len(chunk)]
+		for i, item := range chunk {
+			dst[i] = fn(item)
+		}
+	}
+	return out, nil
 }
 
 // MapErr is Map for a function that can fail: it stops at the first error,
 // and returns it with the results before it.
 func MapErr[T, R any](ctx context.Context, items []T, fn func(context.Context, T) (R, error), opts ...Option) ([]R, error) {
-	if err := check(ctx, fn == nil); err != nil {
-		return nil, err
+	if len(opts) > 0 || ctx == nil || fn == nil {
+		return withOptions(ctx, opts, fn == nil, "map", len(items), nil, func(ctx context.Context) ([]R, error) {
+			return MapErr(ctx, items, fn)
+		})
 	}
-	return run(ctx, opts, "map", len(items), func(ctx context.Context) ([]R, error) {
-		out := make([]R, len(items))
-		for i, item := range items {
-			if i%checkEvery == 0 && ctx.Err() != nil {
-				return out[:i], ctx.Err()
-			}
-			r, err := fn(ctx, item)
-			if err != nil {
-				return out[:i], err
-			}
-			out[i] = r
+	out := make([]R, len(items))
+	for i, item := range items {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return out[:i], ctx.Err()
 		}
-		return out, nil
-	})
+		r, err := fn(ctx, item)
+		if err != nil {
+			return out[:i], err
+		}
+		out[i] = r
+	}
+	return out, nil
 }
 
 // Filter returns the items for which pred is true, in order. It looks at
@@ -74,25 +74,25 @@ func Filter[T any](ctx context.Context, items []T, pred func(T) bool, opts ...Op
 // FilterErr is Filter for a predicate that can fail: it stops at the first
 // error, and returns it with the items kept before it.
 func FilterErr[T any](ctx context.Context, items []T, pred func(context.Context, T) (bool, error), opts ...Option) ([]T, error) {
-	if err := check(ctx, pred == nil); err != nil {
-		return nil, err
+	if len(opts) > 0 || ctx == nil || pred == nil {
+		return withOptions(ctx, opts, pred == nil, "filter", len(items), nil, func(ctx context.Context) ([]T, error) {
+			return FilterErr(ctx, items, pred)
+		})
 	}
-	return run(ctx, opts, "filter", len(items), func(ctx context.Context) ([]T, error) {
-		var out []T
-		for i, item := range items {
-			if i%checkEvery == 0 && ctx.Err() != nil {
-				return out, ctx.Err()
-			}
-			keep, err := pred(ctx, item)
-			if err != nil {
-				return out, err
-			}
-			if keep {
-				out = append(out, item)
-			}
+	var out []T
+	for i, item := range items {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return out, ctx.Err()
 		}
-		return out, nil
-	})
+		keep, err := pred(ctx, item)
+		if err != nil {
+			return out, err
+		}
+		if keep {
+			out = append(out, item)
+		}
+	}
+	return out, nil
 }
 
 // Reduce folds the items into initial with fn, in order. It looks at ctx
@@ -108,23 +108,23 @@ func Reduce[T, R any](ctx context.Context, items []T, initial R, fn func(R, T) R
 // ReduceErr is Reduce for a function that can fail: it stops at the first
 // error, and returns it with the accumulator before it.
 func ReduceErr[T, R any](ctx context.Context, items []T, initial R, fn func(context.Context, R, T) (R, error), opts ...Option) (R, error) {
-	if err := check(ctx, fn == nil); err != nil {
-		return initial, err
+	if len(opts) > 0 || ctx == nil || fn == nil {
+		return withOptions(ctx, opts, fn == nil, "reduce", len(items), initial, func(ctx context.Context) (R, error) {
+			return ReduceErr(ctx, items, initial, fn)
+		})
 	}
-	return run(ctx, opts, "reduce", len(items), func(ctx context.Context) (R, error) {
-		acc := initial
-		for i, item := range items {
-			if i%checkEvery == 0 && ctx.Err() != nil {
-				return acc, ctx.Err()
-			}
-			next, err := fn(ctx, acc, item)
-			if err != nil {
-				return acc, err
-			}
-			acc = next
+	acc := initial
+	for i, item := range items {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return acc, ctx.Err()
 		}
-		return acc, nil
-	})
+		next, err := fn(ctx, acc, item)
+		if err != nil {
+			return acc, err
+		}
+		acc = next
+	}
+	return acc, nil
 }
 
 func check(ctx context.Context, nilFunc bool) error {
@@ -137,23 +137,29 @@ func check(ctx context.Context, nilFunc bool) error {
 	return nil
 }
 
-// run runs a sequential function's loop, inside a span when the options
-// ask for one (WithSpan). Without options it is the loop alone: no config
-// is built and nothing is allocated.
-func run[R any](ctx context.Context, opts []Option, op string, n int, loop func(context.Context) (R, error)) (R, error) {
-	if len(opts) == 0 {
-		return loop(ctx)
+// withOptions is the slow path of the sequential functions: it refuses a
+// nil ctx or function, or bad options, answering refused, and runs again, the call of the function without
+// options, inside a span when the options ask for one (WithSpan).
+//
+// The functions keep their loops in their own bodies, and come here only
+// with options, so that under profile-guided optimisation (go build -pgo)
+// a hot call inlines whole, and a small fn inlines into it: a plain loop's
+// speed. Without a profile the compiler inlines none of them: a loop that
+// looks at ctx makes two calls, more than its budget allows, and each item
+// then costs one indirect call of fn.
+func withOptions[R any](ctx context.Context, opts []Option, nilFunc bool, op string, n int, refused R, again func(context.Context) (R, error)) (R, error) {
+	if err := check(ctx, nilFunc); err != nil {
+		return refused, err
 	}
 	c, err := newConfig(opts)
 	if err != nil {
-		var zero R
-		return zero, err
+		return refused, err
 	}
 	if !c.span {
-		return loop(ctx)
+		return again(ctx)
 	}
 	ctx, call := startCall(ctx, c, op, n, 0)
-	r, err := loop(ctx)
+	r, err := again(ctx)
 	call.end(err)
 	return r, err
 }
