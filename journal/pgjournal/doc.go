@@ -186,6 +186,13 @@
 // unreachable for all that time is the outcome unknown: ErrInDoubt, and
 // the caller must Load to see.
 //
+// That is why the COMMIT has a round trip of its own: the transaction's
+// ID is read before it is sent, and an append whose connection breaks
+// before it is sent is known not written, by construction. The round trip
+// is most of what a lone appender pays beyond a bare INSERT (README.md's
+// Performance has the breakdown); settling a lost answer without the ID
+// would rest on a bound on time instead.
+//
 // # Telemetry
 //
 // The metrics are the journal's (append latency, otelpatterns.journal.syncs
