@@ -114,6 +114,48 @@ func TestBadInputIsAnError(t *testing.T) {
 	assert.ErrorContains(t, err, "WithWorkers(0)")
 	_, err = functional.Map(bg, []int{1}, func(x int) int { return x }, functional.WithWorkers(-1))
 	assert.ErrorContains(t, err, "WithWorkers(-1)")
+	// Every sequential form refuses a nil function, a nil context and bad
+	// options on its slow path; Reduce's forms answer with initial.
+	id := func(_ context.Context, x int) (int, error) { return x, nil }
+	keep := func(context.Context, int) (bool, error) { return true, nil }
+	sum := func(_ context.Context, a, b int) (int, error) { return a + b, nil }
+	bad := functional.WithWorkers(-1)
+	for name, call := range map[string]func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error){
+		"MapErr": func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error) {
+			return functional.MapErr(ctx, []int{1}, cond(nilFunc, nil, id), opts...)
+		},
+		"FilterErr": func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error) {
+			return functional.FilterErr(ctx, []int{1}, cond(nilFunc, nil, keep), opts...)
+		},
+		"Filter": func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error) {
+			return functional.Filter(ctx, []int{1}, cond(nilFunc, nil, func(int) bool { return true }), opts...)
+		},
+		"ReduceErr": func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error) {
+			return functional.ReduceErr(ctx, []int{1}, 7, cond(nilFunc, nil, sum), opts...)
+		},
+		"Reduce": func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error) {
+			return functional.Reduce(ctx, []int{1}, 7, cond(nilFunc, nil, func(a, b int) int { return a + b }), opts...)
+		},
+	} {
+		refused := any(nil)
+		if strings.HasPrefix(name, "Reduce") {
+			refused = 7
+		}
+		for _, c := range []struct {
+			ctx     context.Context
+			nilFunc bool
+			opts    []functional.Option
+			want    string
+		}{{bg, true, nil, "must not be nil"}, {nil, false, nil, "nil context"}, {bg, false, []functional.Option{bad}, "WithWorkers(-1)"}} {
+			got, err := call(c.ctx, c.nilFunc, c.opts...)
+			assert.ErrorContains(t, err, c.want, name)
+			if refused == nil {
+				assert.Nil(t, got, name)
+			} else {
+				assert.Equal(t, refused, got, name)
+			}
+		}
+	}
 	for _, err := range functional.MapSeqErr[int, int](bg, slices.Values([]int{1}), nil) {
 		assert.ErrorContains(t, err, "must not be nil")
 	}
@@ -410,4 +452,12 @@ func TestParallelMapSeqConcurrencyBounds(t *testing.T) {
 	if !slices.Equal(got, []int{2, 4, 6}) || most > 6 {
 		t.Fatalf("got %v with up to %d more goroutines; want [2 4 6] with a handful", got, most)
 	}
+}
+
+// cond is a if c, else b.
+func cond[T any](c bool, a, b T) T {
+	if c {
+		return a
+	}
+	return b
 }
