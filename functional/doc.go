@@ -35,9 +35,9 @@
 //   - the sequential functions make a span (functional.map, .filter,
 //     .reduce) only with WithSpan; without options they allocate nothing
 //     beyond their result and cost a plain loop's time plus a function call
-//     per item, and, built with a profile (go build -pgo) that shows the
-//     call hot, a plain loop's time: the compiler then inlines the whole
-//     call and the function in it;
+//     per item; built with a profile that shows the call hot (go build
+//     -pgo), they cost a plain loop's time, since the compiler then inlines
+//     the whole call and the function in it;
 //   - the lazy forms emit nothing: they are plumbing.
 //
 // The instruments are built once per provider and shared by every call, so

@@ -114,46 +114,51 @@ func TestBadInputIsAnError(t *testing.T) {
 	assert.ErrorContains(t, err, "WithWorkers(0)")
 	_, err = functional.Map(bg, []int{1}, func(x int) int { return x }, functional.WithWorkers(-1))
 	assert.ErrorContains(t, err, "WithWorkers(-1)")
-	// Every sequential form refuses a nil function, a nil context and bad
-	// options on its slow path; Reduce's forms answer with initial.
-	id := func(_ context.Context, x int) (int, error) { return x, nil }
-	keep := func(context.Context, int) (bool, error) { return true, nil }
-	sum := func(_ context.Context, a, b int) (int, error) { return a + b, nil }
-	bad := functional.WithWorkers(-1)
-	for name, call := range map[string]func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error){
-		"MapErr": func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error) {
-			return functional.MapErr(ctx, []int{1}, cond(nilFunc, nil, id), opts...)
+	// Every sequential form refuses a nil function, a nil context and a bad
+	// option, with nil, or with initial for Reduce's forms.
+	type form func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error)
+	forms := map[string]form{
+		"Map": func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error) {
+			return functional.Map(ctx, []int{1}, cond(nilFunc, nil, func(x int) int { return x }), opts...)
 		},
-		"FilterErr": func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error) {
-			return functional.FilterErr(ctx, []int{1}, cond(nilFunc, nil, keep), opts...)
+		"MapErr": func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error) {
+			return functional.MapErr(ctx, []int{1}, cond(nilFunc, nil, func(_ context.Context, x int) (int, error) { return x, nil }), opts...)
 		},
 		"Filter": func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error) {
 			return functional.Filter(ctx, []int{1}, cond(nilFunc, nil, func(int) bool { return true }), opts...)
 		},
-		"ReduceErr": func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error) {
-			return functional.ReduceErr(ctx, []int{1}, 7, cond(nilFunc, nil, sum), opts...)
+		"FilterErr": func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error) {
+			return functional.FilterErr(ctx, []int{1}, cond(nilFunc, nil, func(context.Context, int) (bool, error) { return true, nil }), opts...)
 		},
 		"Reduce": func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error) {
 			return functional.Reduce(ctx, []int{1}, 7, cond(nilFunc, nil, func(a, b int) int { return a + b }), opts...)
 		},
-	} {
-		refused := any(nil)
-		if strings.HasPrefix(name, "Reduce") {
-			refused = 7
-		}
-		for _, c := range []struct {
-			ctx     context.Context
-			nilFunc bool
-			opts    []functional.Option
-			want    string
-		}{{bg, true, nil, "must not be nil"}, {nil, false, nil, "nil context"}, {bg, false, []functional.Option{bad}, "WithWorkers(-1)"}} {
-			got, err := call(c.ctx, c.nilFunc, c.opts...)
-			assert.ErrorContains(t, err, c.want, name)
-			if refused == nil {
-				assert.Nil(t, got, name)
-			} else {
-				assert.Equal(t, refused, got, name)
-			}
+		"ReduceErr": func(ctx context.Context, nilFunc bool, opts ...functional.Option) (any, error) {
+			return functional.ReduceErr(ctx, []int{1}, 7, cond(nilFunc, nil, func(_ context.Context, a, b int) (int, error) { return a + b, nil }), opts...)
+		},
+	}
+	refusals := []struct {
+		name    string
+		ctx     context.Context
+		nilFunc bool
+		opts    []functional.Option
+		want    string
+	}{
+		{name: "nil function", ctx: bg, nilFunc: true, want: "must not be nil"},
+		{name: "nil context", want: "nil context"},
+		{name: "bad option", ctx: bg, opts: []functional.Option{functional.WithWorkers(-1)}, want: "WithWorkers(-1)"},
+	}
+	for name, call := range forms {
+		for _, c := range refusals {
+			t.Run(name+"/"+c.name, func(t *testing.T) {
+				got, err := call(c.ctx, c.nilFunc, c.opts...)
+				assert.ErrorContains(t, err, c.want)
+				if strings.HasPrefix(name, "Reduce") {
+					assert.Equal(t, 7, got, "a refused Reduce returns initial")
+				} else {
+					assert.Nil(t, got)
+				}
+			})
 		}
 	}
 	for _, err := range functional.MapSeqErr[int, int](bg, slices.Values([]int{1}), nil) {

@@ -65,10 +65,21 @@ func MapErr[T, R any](ctx context.Context, items []T, fn func(context.Context, T
 // ctx every few hundred items and, once it is cancelled, returns the items
 // kept so far with ctx's error.
 func Filter[T any](ctx context.Context, items []T, pred func(T) bool, opts ...Option) ([]T, error) {
-	if err := check(ctx, pred == nil); err != nil {
-		return nil, err
+	if len(opts) > 0 || ctx == nil || pred == nil {
+		return withOptions(ctx, opts, pred == nil, "filter", len(items), nil, func(ctx context.Context) ([]T, error) {
+			return Filter(ctx, items, pred)
+		})
 	}
-	return FilterErr(ctx, items, func(_ context.Context, item T) (bool, error) { return pred(item), nil }, opts...)
+	var out []T
+	for i, item := range items {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+		if pred(item) {
+			out = append(out, item)
+		}
+	}
+	return out, nil
 }
 
 // FilterErr is Filter for a predicate that can fail: it stops at the first
@@ -97,16 +108,27 @@ func FilterErr[T any](ctx context.Context, items []T, pred func(context.Context,
 
 // Reduce folds the items into initial with fn, in order. It looks at ctx
 // every few hundred items and, once it is cancelled, returns the
-// accumulator so far with ctx's error.
+// accumulator so far with ctx's error. A call it refuses (a nil ctx or fn,
+// a bad option) returns initial with the error.
 func Reduce[T, R any](ctx context.Context, items []T, initial R, fn func(R, T) R, opts ...Option) (R, error) {
-	if err := check(ctx, fn == nil); err != nil {
-		return initial, err
+	if len(opts) > 0 || ctx == nil || fn == nil {
+		return withOptions(ctx, opts, fn == nil, "reduce", len(items), initial, func(ctx context.Context) (R, error) {
+			return Reduce(ctx, items, initial, fn)
+		})
 	}
-	return ReduceErr(ctx, items, initial, func(_ context.Context, acc R, item T) (R, error) { return fn(acc, item), nil }, opts...)
+	acc := initial
+	for i, item := range items {
+		if i%checkEvery == 0 && ctx.Err() != nil {
+			return acc, ctx.Err()
+		}
+		acc = fn(acc, item)
+	}
+	return acc, nil
 }
 
 // ReduceErr is Reduce for a function that can fail: it stops at the first
-// error, and returns it with the accumulator before it.
+// error, and returns it with the accumulator before it. A call it refuses
+// returns initial with the error.
 func ReduceErr[T, R any](ctx context.Context, items []T, initial R, fn func(context.Context, R, T) (R, error), opts ...Option) (R, error) {
 	if len(opts) > 0 || ctx == nil || fn == nil {
 		return withOptions(ctx, opts, fn == nil, "reduce", len(items), initial, func(ctx context.Context) (R, error) {
@@ -137,16 +159,18 @@ func check(ctx context.Context, nilFunc bool) error {
 	return nil
 }
 
-// withOptions is the slow path of the sequential functions: it refuses a
-// nil ctx or function, or bad options, answering refused, and runs again, the call of the function without
-// options, inside a span when the options ask for one (WithSpan).
+// withOptions is the slow path of the sequential functions, for a call
+// with options or with a nil ctx or function. It refuses a nil ctx or
+// function and bad options, returning refused with the error; otherwise it
+// calls again (the same function without options), inside a span when the
+// options ask for one (WithSpan).
 //
-// The functions keep their loops in their own bodies, and come here only
-// with options, so that under profile-guided optimisation (go build -pgo)
-// a hot call inlines whole, and a small fn inlines into it: a plain loop's
-// speed. Without a profile the compiler inlines none of them: a loop that
-// looks at ctx makes two calls, more than its budget allows, and each item
-// then costs one indirect call of fn.
+// The functions keep their loops in their own bodies and come here only
+// for such calls, so that under profile-guided optimisation (go build
+// -pgo) a hot call inlines whole, and a small fn inlines into it: a plain
+// loop's speed. Without a profile the compiler inlines none of them: a
+// loop that looks at ctx makes two calls, more than the inliner's budget
+// allows, and each item then costs one indirect call of fn.
 func withOptions[R any](ctx context.Context, opts []Option, nilFunc bool, op string, n int, refused R, again func(context.Context) (R, error)) (R, error) {
 	if err := check(ctx, nilFunc); err != nil {
 		return refused, err

@@ -188,10 +188,10 @@
 //
 // That is why the COMMIT has a round trip of its own: the transaction's
 // ID is read before it is sent, and an append whose connection breaks
-// before it is sent is known not written, by construction. The round trip
-// is most of what a lone appender pays beyond a bare INSERT (README.md's
-// Performance has the breakdown); settling a lost answer without the ID
-// would rest on a bound on time instead.
+// before it is sent is known not written, by construction. That round
+// trip is the largest part of what a lone appender pays beyond a bare
+// INSERT (README.md's Performance has the breakdown); settling a lost
+// answer without the ID would rest on a bound on time instead.
 //
 // # Telemetry
 //
