@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -259,20 +260,28 @@ func TestNoSpansWithoutARecordingParent(t *testing.T) {
 	assert.Len(t, r2.Ended("process channel"), 1)
 }
 
-func TestMetrics(t *testing.T) {
+// sendBlocked sends v to a full c, and makes room only once the send is
+// waiting for it, 5 ms later on the bubble's clock. Call it in a
+// synctest bubble, with c made in it.
+func sendBlocked(t *testing.T, ctx context.Context, c *concurrency.TracedChannel[int], v int) {
+	t.Helper()
+	sent := make(chan error, 1)
+	go func() { sent <- c.Send(ctx, v) }()
+	synctest.Wait() // the send waits for room
+	time.Sleep(5 * time.Millisecond)
+	_, _, _ = c.Receive(bg)
+	require.NoError(t, <-sent)
+}
+
+func TestMetrics(t *testing.T) { synctest.Test(t, testMetrics) }
+
+func testMetrics(t *testing.T) {
 	r := telemetrytest.NewRecorders(t)
 	c, err := concurrency.NewChannel[int](1, concurrency.WithName("jobs"),
 		concurrency.WithTracerProvider(r.TracerProvider), concurrency.WithMeterProvider(r.MeterProvider))
 	require.NoError(t, err)
 	require.NoError(t, c.Send(bg, 1))
-	received := make(chan struct{})
-	go func() {
-		defer close(received)
-		time.Sleep(5 * time.Millisecond)
-		_, _, _ = c.Receive(bg)
-	}()
-	require.NoError(t, c.Send(bg, 2)) // waits for room
-	<-received
+	sendBlocked(t, bg, c, 2)
 
 	m := r.Metrics(t)
 	sum := func(name string) int64 {
@@ -298,16 +307,14 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-func TestTelemetryReference(t *testing.T) {
+func TestTelemetryReference(t *testing.T) { synctest.Test(t, testTelemetryReference) }
+
+func testTelemetryReference(t *testing.T) {
 	r := telemetrytest.NewRecorders(t)
 	c := mustChannel[int](t, 1, concurrency.WithTracerProvider(r.TracerProvider), concurrency.WithMeterProvider(r.MeterProvider))
 	ctx, request := r.TracerProvider.Tracer("test").Start(bg, "request")
 	require.NoError(t, c.Send(ctx, 1))
-	go func() {
-		time.Sleep(2 * time.Millisecond)
-		_, _, _ = c.Receive(bg)
-	}()
-	require.NoError(t, c.Send(ctx, 2))
+	sendBlocked(t, ctx, c, 2)
 	_ = c.Consume(ctx, func(context.Context, int) error { return errors.New("bad") })
 
 	request.End()
