@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -84,7 +85,11 @@ func TestSharesOneCall(t *testing.T) {
 	assert.EqualValues(t, 9, sharedMetric)
 }
 
-func TestFirstCallerLeaving(t *testing.T) {
+func TestFirstCallerLeaving(t *testing.T) { synctest.Test(t, testFirstCallerLeaving) }
+
+// testFirstCallerLeaving runs in a synctest bubble, so that each caller
+// is waiting in Do before the next step (synctest.Wait).
+func testFirstCallerLeaving(t *testing.T) {
 	g, err := singleflight.New[int, string]()
 	require.NoError(t, err)
 	release := make(chan struct{})
@@ -104,13 +109,13 @@ func TestFirstCallerLeaving(t *testing.T) {
 		_, _, err := g.Do(leaderCtx, 1, fn)
 		leaderDone <- err
 	}()
-	time.Sleep(5 * time.Millisecond)
+	synctest.Wait()
 	followerDone := make(chan string)
 	go func() {
 		v, _, _ := g.Do(bg, 1, fn)
 		followerDone <- v
 	}()
-	time.Sleep(5 * time.Millisecond)
+	synctest.Wait()
 	leave()
 	assert.ErrorIs(t, <-leaderDone, context.Canceled, "the first caller returns when its ctx ends")
 	close(release)
@@ -123,11 +128,8 @@ func TestCancelledWhenEveryoneLeaves(t *testing.T) {
 	require.NoError(t, err)
 	cancelled := make(chan struct{})
 	ctx, leave := context.WithCancel(bg)
-	go func() {
-		time.Sleep(5 * time.Millisecond)
-		leave()
-	}()
 	_, _, err = g.Do(ctx, 7, func(ctx context.Context) (int, error) {
+		leave() // the only caller leaves while the call runs
 		<-ctx.Done()
 		close(cancelled)
 		return 0, ctx.Err()
